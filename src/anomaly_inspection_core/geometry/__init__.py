@@ -1,0 +1,1 @@
+"""Camera models, poses, back-projection, localisation and cross-view fusion."""

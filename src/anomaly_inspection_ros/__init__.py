@@ -1,0 +1,1 @@
+"""Thin ROS 2 node adapters around anomaly_inspection_core."""
