@@ -1,0 +1,302 @@
+"""Fuse per-frame 3D detections into physical defects with stable ids.
+
+Each :class:`FusedDefect` is a track of observations (one :class:`Detection3D` per frame at
+most, or several fragments of one frame merged). Association, per frame:
+
+1. every (track, detection) pair with compatible types and a 3D distance within the gate is
+   a candidate; the gate grows with the track's size so that a large defect seen as fragments
+   still associates (``gate_m + size_gate_factor * half the track's largest extent``, capped);
+2. candidates are taken greedily by distance, a detection goes to one track, and a track may
+   take several detections of the same frame only if they are all within the gate (one
+   defect split into fragments by the detector);
+3. unmatched detections start new tentative tracks;
+4. tracks that end up closer than ``merge_m`` are merged (keeping the older id), which catches
+   duplicates when an area is revisited with drift.
+
+Estimates are quality-weighted over the observations after rejecting those far from the
+weighted median (a mis-association or a bad depth), so one poor view does not drag a defect.
+A track is *confirmed* (reported) once it has ``min_views`` distinct frames and its fused
+score is at least ``min_score``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from anomaly_inspection_core.geometry.camera import matrix_to_quaternion
+from anomaly_inspection_core.geometry.localization import Detection3D, Evidence
+
+logger = logging.getLogger(__name__)
+
+UNLABELLED_TYPE = "anomaly"
+
+
+@dataclass
+class FusionConfig:
+    """Parameters of :class:`DefectFuser` (lengths in metres)."""
+
+    gate_m: float = 0.08
+    size_gate_factor: float = 0.5
+    max_gate_m: float = 0.25
+    merge_m: float = 0.05
+    min_views: int = 2
+    min_score: float = 0.5
+    min_confidence: float = 0.0
+    min_quality: float = 0.0  # detections below this view quality are ignored
+    use_labels: bool = True  # different non-empty labels never associate
+    outlier_m: float = 0.05  # observations farther than this from the weighted median are ignored
+    max_observations: int = 200  # per track; the lowest-quality ones are dropped beyond this
+    confidence_scale: float = 1.0  # confidence = 1 - exp(-sum(quality) / confidence_scale)
+
+    def __post_init__(self) -> None:
+        if self.gate_m <= 0:
+            raise ValueError(f"FusionConfig.gate_m must be positive, got {self.gate_m}")
+        if self.max_gate_m < self.gate_m:
+            raise ValueError("FusionConfig.max_gate_m must be >= gate_m")
+        if self.min_views < 1:
+            raise ValueError(f"FusionConfig.min_views must be >= 1, got {self.min_views}")
+        if self.merge_m < 0 or self.outlier_m <= 0:
+            raise ValueError("FusionConfig.merge_m must be >= 0 and outlier_m > 0")
+        if self.confidence_scale <= 0:
+            raise ValueError("FusionConfig.confidence_scale must be positive")
+
+
+@dataclass
+class FusedDefect:
+    """One physical defect fused over views, in the ``map`` frame."""
+
+    id: int
+    type: str
+    position: np.ndarray
+    size: np.ndarray  # (3,) along axes: major, minor (surface), thickness
+    axes: np.ndarray  # (3, 3) columns: major, minor, normal
+    normal: np.ndarray
+    score: float
+    confidence: float
+    views: int
+    first_seen: float
+    last_seen: float
+    confirmed: bool = False
+    best_quality: float = 0.0
+    best_view: Detection3D | None = field(default=None, repr=False)
+    observations: list[Detection3D] = field(default_factory=list, repr=False)
+
+    @property
+    def orientation(self) -> np.ndarray:
+        """Quaternion (x, y, z, w) of the extent box; its z axis is the surface normal."""
+        return matrix_to_quaternion(self.axes)
+
+    @property
+    def evidence(self) -> Evidence | None:
+        """Crop and heatmap overlay of the best-quality view that had an image."""
+        with_images = [o for o in self.observations if o.evidence is not None]
+        if not with_images:
+            return None
+        return max(with_images, key=lambda o: o.quality).evidence
+
+    def to_dict(self) -> dict:
+        """Plain-JSON summary (no images)."""
+        best = self.best_view
+        return {
+            "id": int(self.id),
+            "type": self.type,
+            "position_m": [float(v) for v in self.position],
+            "size_m": [float(v) for v in self.size],
+            "orientation_xyzw": [float(v) for v in self.orientation],
+            "normal": [float(v) for v in self.normal],
+            "score": float(self.score),
+            "confidence": float(self.confidence),
+            "views": int(self.views),
+            "first_seen": float(self.first_seen),
+            "last_seen": float(self.last_seen),
+            "confirmed": bool(self.confirmed),
+            "best_view": None if best is None else {
+                "stamp": float(best.stamp),
+                "distance_m": float(best.view_distance),
+                "incidence_deg": float(best.incidence_deg),
+                "camera_position_m": [float(v) for v in best.camera_position],
+            },
+        }
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    order = np.argsort(values)
+    v, w = values[order], weights[order]
+    c = np.cumsum(w)
+    return float(v[np.searchsorted(c, 0.5 * c[-1])])
+
+
+class DefectFuser:
+    """Associates per-frame detections into stable defects. Not thread-safe."""
+
+    def __init__(self, config: FusionConfig | None = None) -> None:
+        self.config = config or FusionConfig()
+        self._tracks: dict[int, FusedDefect] = {}
+        self._next_id = 1
+        self.last_removed_ids: list[int] = []
+
+    # ------------------------------------------------------------------ public API
+    def update(self, detections: list[Detection3D]) -> list[FusedDefect]:
+        """Add the detections of one frame; returns the defects created or changed by it.
+
+        Ids of defects merged into others by this update are in :attr:`last_removed_ids`.
+        """
+        cfg = self.config
+        self.last_removed_ids = []
+        dets = [d for d in detections if d.quality >= cfg.min_quality and np.all(np.isfinite(d.position))]
+        changed: dict[int, FusedDefect] = {}
+        pairs = []
+        for j, det in enumerate(dets):
+            for tid, track in self._tracks.items():
+                if not self._types_compatible(track, det):
+                    continue
+                dist = float(np.linalg.norm(track.position - det.position))
+                if dist <= self._gate(track, det):
+                    pairs.append((dist, tid, j))
+        pairs.sort()
+        assigned: dict[int, int] = {}
+        for dist, tid, j in pairs:
+            if j not in assigned:
+                assigned[j] = tid
+        for j, det in enumerate(dets):
+            tid = assigned.get(j)
+            if tid is None:
+                track = self._new_track(det)
+            else:
+                track = self._tracks[tid]
+                track.observations.append(det)
+                self._refresh(track)
+            changed[track.id] = track
+        for track in self._merge_duplicates():
+            changed[track.id] = track
+        for rid in self.last_removed_ids:
+            changed.pop(rid, None)
+        return list(changed.values())
+
+    def confirmed(self) -> list[FusedDefect]:
+        """Defects that passed the confirmation rules, by id."""
+        return [t for t in self.all() if t.confirmed]
+
+    def all(self) -> list[FusedDefect]:
+        """Every track, tentative ones included, by id."""
+        return [self._tracks[k] for k in sorted(self._tracks)]
+
+    def reset(self) -> None:
+        self._tracks.clear()
+        self._next_id = 1
+        self.last_removed_ids = []
+
+    # ------------------------------------------------------------------ internals
+    def _types_compatible(self, track: FusedDefect, det: Detection3D) -> bool:
+        if not self.config.use_labels or not det.label or track.type == UNLABELLED_TYPE:
+            return True
+        return det.label == track.type
+
+    def _gate(self, track: FusedDefect, det: Detection3D) -> float:
+        cfg = self.config
+        half = 0.5 * max(float(np.max(track.size[:2])), float(np.max(det.extent[:2])))
+        return min(cfg.max_gate_m, cfg.gate_m + cfg.size_gate_factor * half)
+
+    def _new_track(self, det: Detection3D) -> FusedDefect:
+        track = FusedDefect(
+            id=self._next_id, type=det.label or UNLABELLED_TYPE, position=det.position.copy(),
+            size=det.extent.copy(), axes=det.axes.copy(), normal=det.normal.copy(),
+            score=det.score, confidence=0.0, views=1, first_seen=det.stamp, last_seen=det.stamp,
+            observations=[det],
+        )
+        self._next_id += 1
+        self._tracks[track.id] = track
+        self._refresh(track)
+        return track
+
+    def _refresh(self, track: FusedDefect) -> None:
+        cfg = self.config
+        obs = track.observations
+        if len(obs) > cfg.max_observations:
+            obs.sort(key=lambda o: (o.quality, o.stamp))
+            del obs[: len(obs) - cfg.max_observations]
+            obs.sort(key=lambda o: o.stamp)
+        pos = np.array([o.position for o in obs])
+        w = np.array([max(o.quality, 1e-6) for o in obs])
+        med = np.array([_weighted_median(pos[:, k], w) for k in range(3)])
+        good = np.linalg.norm(pos - med, axis=1) <= max(cfg.outlier_m, 1e-6)
+        if not good.any():
+            good = np.ones(len(obs), dtype=bool)
+        wg = w[good]
+        track.position = (pos[good] * wg[:, None]).sum(axis=0) / wg.sum()
+
+        normals = np.array([o.normal for o in obs])[good]
+        n = (normals * wg[:, None]).sum(axis=0)
+        track.normal = n / np.linalg.norm(n) if np.linalg.norm(n) > 1e-9 else normals[0]
+
+        best = max(obs, key=lambda o: o.quality)
+        track.best_view = best
+        track.best_quality = float(best.quality)
+        major = best.axes[:, 0] - (best.axes[:, 0] @ track.normal) * track.normal
+        if np.linalg.norm(major) < 1e-6:
+            major = best.axes[:, 1] - (best.axes[:, 1] @ track.normal) * track.normal
+        major /= np.linalg.norm(major)
+        track.axes = np.stack([major, np.cross(track.normal, major), track.normal], axis=1)
+
+        # Size from whole views when there are any: a truncated view sees only part of it.
+        sized = [o for o, g in zip(obs, good) if g and not o.truncated] or [o for o, g in zip(obs, good) if g]
+        ext = np.array([np.sort(o.extent[:2])[::-1].tolist() + [o.extent[2]] for o in sized])
+        ws = np.array([max(o.quality, 1e-6) for o in sized])
+        track.size = np.array([_weighted_median(ext[:, k], ws) for k in range(3)])
+
+        track.score = float((np.array([o.score for o in obs])[good] * wg).sum() / wg.sum())
+        stamps = {round(o.stamp, 6) for o in obs}
+        track.views = len(stamps)
+        track.first_seen = float(min(o.stamp for o in obs))
+        track.last_seen = float(max(o.stamp for o in obs))
+        # one term per distinct frame: fragments of one frame do not add confidence
+        per_frame: dict[float, float] = {}
+        for o in obs:
+            key = round(o.stamp, 6)
+            per_frame[key] = max(per_frame.get(key, 0.0), o.quality)
+        track.confidence = float(1.0 - math.exp(-sum(per_frame.values()) / cfg.confidence_scale))
+        labels = [o.label for o in obs if o.label]
+        if labels:
+            track.type = max(set(labels), key=labels.count)
+        was = track.confirmed
+        track.confirmed = (
+            track.views >= cfg.min_views and track.score >= cfg.min_score
+            and track.confidence >= cfg.min_confidence
+        )
+        if was and not track.confirmed:
+            # a confirmed defect is not retracted by a later weak view
+            track.confirmed = True
+
+    def _merge_duplicates(self) -> list[FusedDefect]:
+        cfg = self.config
+        merged: list[FusedDefect] = []
+        if cfg.merge_m <= 0:
+            return merged
+        again = True
+        while again:
+            again = False
+            ids = sorted(self._tracks)
+            for a_i, a in enumerate(ids):
+                for b in ids[a_i + 1:]:
+                    ta, tb = self._tracks[a], self._tracks[b]
+                    if ta.type != tb.type and UNLABELLED_TYPE not in (ta.type, tb.type):
+                        continue
+                    if np.linalg.norm(ta.position - tb.position) > cfg.merge_m:
+                        continue
+                    ta.observations.extend(tb.observations)
+                    ta.observations.sort(key=lambda o: o.stamp)
+                    ta.confirmed = ta.confirmed or tb.confirmed
+                    del self._tracks[b]
+                    self.last_removed_ids.append(b)
+                    self._refresh(ta)
+                    merged.append(ta)
+                    logger.debug("merged defect %d into %d", b, a)
+                    again = True
+                    break
+                if again:
+                    break
+        return [t for t in merged if t.id in self._tracks]
