@@ -6,9 +6,9 @@ most, or several fragments of one frame merged). Association, per frame:
 1. every (track, detection) pair with compatible types and a 3D distance within the gate is
    a candidate; the gate grows with the track's size so that a large defect seen as fragments
    still associates (``gate_m + size_gate_factor * half the track's largest extent``, capped);
-2. candidates are taken greedily by distance, a detection goes to one track, and a track may
-   take several detections of the same frame only if they are all within the gate (one
-   defect split into fragments by the detector);
+2. candidates are taken greedily by distance, a detection goes to one track, and a track
+   takes a second detection of the same frame only when it lies within ``fragment_m`` of the
+   first (one defect split into fragments by the detector), never a nearby second defect;
 3. unmatched detections start new tentative tracks;
 4. tracks that end up closer than ``merge_m`` are merged (keeping the older id), which catches
    duplicates when an area is revisited with drift.
@@ -43,6 +43,7 @@ class FusionConfig:
     size_gate_factor: float = 0.5
     max_gate_m: float = 0.25
     merge_m: float = 0.05
+    fragment_m: float = 0.05  # same-frame detections closer than this may join one track
     min_views: int = 2
     min_score: float = 0.5
     min_confidence: float = 0.0
@@ -159,9 +160,18 @@ class DefectFuser:
                     pairs.append((dist, tid, j))
         pairs.sort()
         assigned: dict[int, int] = {}
+        taken: dict[int, list[int]] = {}
         for dist, tid, j in pairs:
-            if j not in assigned:
-                assigned[j] = tid
+            if j in assigned:
+                continue
+            # A second detection of the same frame joins a track only as a fragment of the
+            # first (close to it); otherwise it is another defect near this one.
+            if tid in taken and min(
+                float(np.linalg.norm(dets[j].position - dets[k].position)) for k in taken[tid]
+            ) > cfg.fragment_m:
+                continue
+            assigned[j] = tid
+            taken.setdefault(tid, []).append(j)
         for j, det in enumerate(dets):
             tid = assigned.get(j)
             if tid is None:

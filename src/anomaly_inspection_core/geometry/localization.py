@@ -390,9 +390,17 @@ def _localize_mask(
         normal = -normal
     normal /= np.linalg.norm(normal)
 
-    # Tangent-plane axes from the region's own points.
+    # Tangent-plane axes and extents from the pixel rays cut by the surface plane: depth noise
+    # seen obliquely would otherwise smear the points sideways and inflate the extent.
     rel = pts - centroid
     tang = rel - np.outer(rel @ normal, normal)
+    rays = np.stack([(us_in - intrinsics.cx) / intrinsics.fx, (vs_in - intrinsics.cy) / intrinsics.fy,
+                     np.ones(len(us_in))], axis=1) @ pose.rotation.T
+    denom = rays @ normal
+    if np.all(np.abs(denom) > 0.1 * np.linalg.norm(rays, axis=1)):
+        t_hit = ((centroid - cam_pos) @ normal) / denom
+        on_plane = cam_pos + rays * t_hit[:, None] - centroid
+        tang = on_plane - np.outer(on_plane @ normal, normal)
     cov2 = tang.T @ tang / max(len(tang), 1)
     evals_t, evecs_t = np.linalg.eigh(cov2)
     major = evecs_t[:, 2] - (evecs_t[:, 2] @ normal) * normal
@@ -403,7 +411,7 @@ def _localize_mask(
     major /= np.linalg.norm(major)
     minor = np.cross(normal, major)
     axes = np.stack([major, minor, normal], axis=1)
-    local = rel @ axes
+    local = np.column_stack([tang @ major, tang @ minor, rel @ normal])
     # One pixel's footprint on the surface: points are pixel centres, the region spans edges.
     pixel_m = med / math.sqrt(intrinsics.fx * intrinsics.fy)
     cos_inc = max(float(normal @ view_dir), 0.05)
@@ -420,6 +428,7 @@ def _localize_mask(
     if central.sum() >= 3:
         lift = float(np.median(local[central, 2]))
         centroid = centroid + lift * normal
+        dist = float(np.linalg.norm(cam_pos - centroid))
     incidence = math.degrees(math.acos(min(1.0, max(-1.0, float(normal @ view_dir)))))
     b = cfg.border_px
     ys, xs = np.nonzero(mask)

@@ -1,0 +1,181 @@
+"""Back-projection of planted regions on an analytic plane and cylinder from known poses."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from anomaly_inspection_core.geometry.camera import CameraIntrinsics, Pose
+from anomaly_inspection_core.geometry.localization import (
+    LocalizationConfig,
+    RegionObservation,
+    align_depth,
+    localize_regions,
+    regions_from_anomaly_map,
+    split_region_mask,
+)
+from anomaly_inspection_core.geometry.synthetic import (
+    CylinderSurface,
+    PlaneSurface,
+    defect_mask,
+    gaussian_anomaly_map,
+    render_depth,
+)
+
+K = CameraIntrinsics.from_fov(320, 240, 60.0)
+PLANE = PlaneSurface(np.array([0.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0]))
+RADIUS = 0.15
+CYL = CylinderSurface(np.array([-2.0, 1.0, 0.3]), np.array([2.0, 1.0, 0.3]), RADIUS)
+PLANE_DEFECT = np.array([0.3, 0.0, 0.0])
+ANGLE = 0.5  # rad from +z towards -y on the cylinder
+CYL_DEFECT = np.array([0.1, 1.0 - RADIUS * np.sin(ANGLE), 0.3 + RADIUS * np.cos(ANGLE)])
+CYL_NORMAL = np.array([0.0, -np.sin(ANGLE), np.cos(ANGLE)])
+POSES = [
+    Pose.looking_at(np.array([0.2, -0.8, 1.0]), np.array([0.2, 0.4, 0.2])),
+    Pose.looking_at(np.array([0.5, -0.5, 0.9]), np.array([0.2, 0.4, 0.2])),
+    Pose.looking_at(np.array([-0.3, -0.2, 1.2]), np.array([0.2, 0.5, 0.1])),
+]
+
+
+def _frame(pose: Pose, noise_m: float = 0.0, seed: int = 0):
+    depth, pts, idx = render_depth([PLANE, CYL], K, pose)
+    if noise_m:
+        depth = depth + np.random.default_rng(seed).normal(0, noise_m, depth.shape).astype(np.float32)
+    regions = [
+        RegionObservation(mask=defect_mask(pts, idx, PLANE_DEFECT, 0.03, 0), peak_score=1.2,
+                          mean_score=0.8),
+        RegionObservation(mask=defect_mask(pts, idx, CYL_DEFECT, 0.03, 1), peak_score=1.2,
+                          mean_score=0.8),
+    ]
+    return depth, pts, idx, regions
+
+
+@pytest.mark.parametrize("pose", POSES)
+@pytest.mark.parametrize("noise_m", [0.0, 0.005])
+def test_plane_and_cylinder_positions_within_1cm_plus_noise(pose: Pose, noise_m: float) -> None:
+    depth, _, _, regions = _frame(pose, noise_m)
+    dets = localize_regions(regions, depth, K, pose, stamp=1.0)
+    assert len(dets) == 2
+    plane, cyl = dets
+    tol = 0.01 + noise_m
+    assert np.linalg.norm(plane.position - PLANE_DEFECT) < tol
+    assert np.linalg.norm(cyl.position - CYL_DEFECT) < tol
+    # normals: the plane's exactly +z, the cylinder's radial direction within a few degrees
+    assert np.degrees(np.arccos(plane.normal @ np.array([0, 0, 1.0]))) < 2.0 + 400 * noise_m
+    assert np.degrees(np.arccos(cyl.normal @ CYL_NORMAL)) < 5.0 + 400 * noise_m
+    # a 6 cm disc: in-surface extents close to 6 cm
+    assert plane.extent[:2] == pytest.approx([0.06, 0.06], abs=0.008)
+    assert cyl.extent[:2] == pytest.approx([0.06, 0.06], abs=0.012)
+    for det in dets:
+        assert det.stamp == 1.0 and 0.0 < det.quality <= 1.0 and not det.truncated
+        assert det.view_distance == pytest.approx(np.linalg.norm(det.position - pose.position))
+        assert np.allclose(det.axes.T @ det.axes, np.eye(3), atol=1e-9)
+        assert np.linalg.det(det.axes) == pytest.approx(1.0)
+        assert np.allclose(det.axes[:, 2], det.normal)
+
+
+def test_background_pixels_in_mask_are_rejected() -> None:
+    """A mask spilling over the cylinder's silhouette onto the floor keeps the cylinder depth."""
+    pose = POSES[0]
+    depth, pts, idx, _ = _frame(pose)
+    on_cyl = defect_mask(pts, idx, CYL_DEFECT, 0.03, 1)
+    ys, xs = np.nonzero(on_cyl)
+    leak = np.zeros_like(on_cyl)
+    leak[ys.min():ys.max() + 1, xs.min():xs.max() + 1] = True
+    floor_pixels = np.argwhere(idx == 0)[:40]
+    leak[floor_pixels[:, 0], floor_pixels[:, 1]] = True  # 40 far-away background pixels
+    dets = localize_regions([RegionObservation(mask=leak)], depth, K, pose, 0.0)
+    assert len(dets) == 1
+    assert np.linalg.norm(dets[0].position - CYL_DEFECT) < 0.015
+
+
+def test_invalid_depth_and_bbox_cropped_masks() -> None:
+    pose = POSES[1]
+    depth, pts, idx, regions = _frame(pose)
+    full = regions[0].mask
+    ys, xs = np.nonzero(full)
+    x, y, w, h = xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+    cropped = RegionObservation(bbox=(x, y, w, h), mask=full[y:y + h, x:x + w], peak_score=1.0)
+    depth = depth.copy()
+    depth[y:y + h // 2, x:x + w] = np.nan  # half the region has no depth
+    depth[y + h // 2, x:x + w] = 50.0  # out of range
+    det = localize_regions([cropped], depth, K, pose, 0.0)[0]
+    # only the lower half is measured: the centroid moves down the disc but stays on the plane
+    assert abs(det.position[2]) < 1e-3
+    all_nan = np.full_like(depth, np.nan)
+    assert localize_regions([cropped], all_nan, K, pose, 0.0) == []
+
+
+def test_depth_of_another_resolution_is_resampled_or_refused(caplog) -> None:
+    pose = POSES[0]
+    k_half = K.scaled(160, 120)
+    depth_half, _, _ = render_depth([PLANE, CYL], k_half, pose)
+    _, _, _, regions = _frame(pose)
+    dets = localize_regions(regions, depth_half, K, pose, 0.0)
+    assert len(dets) == 2
+    assert np.linalg.norm(dets[0].position - PLANE_DEFECT) < 0.015
+    assert np.linalg.norm(dets[1].position - CYL_DEFECT) < 0.015
+    with caplog.at_level(logging.WARNING):
+        assert localize_regions(regions, np.ones((100, 100), np.float32), K, pose, 0.0) == []
+    assert "100x100" in caplog.text and "refused" in caplog.text
+    # same size but a different camera (not registered): refused too
+    other = CameraIntrinsics(320, 240, K.fx * 1.2, K.fy * 1.2, K.cx, K.cy)
+    with caplog.at_level(logging.WARNING):
+        assert align_depth(np.ones((240, 320)), K, other) is None
+    # consistent depth intrinsics at half size: accepted
+    assert align_depth(np.ones((120, 160)), K, k_half).shape == (240, 320)
+
+
+def test_truncated_region_has_lower_quality() -> None:
+    pose = POSES[0]
+    depth, _, _, _ = _frame(pose)
+    inside = RegionObservation(bbox=(100, 100, 20, 20))
+    border = RegionObservation(bbox=(0, 100, 20, 20))
+    a, b = localize_regions([inside, border], depth, K, pose, 0.0)
+    assert not a.truncated and b.truncated
+    assert b.quality < 0.5 * a.quality
+
+
+def test_region_covering_two_defects_is_split() -> None:
+    pose = Pose.looking_at(np.array([0.0, -0.6, 0.8]), np.array([0.0, 0.0, 0.0]))
+    depth, pts, idx = render_depth([PLANE], K, pose)
+    c1, c2 = np.array([-0.035, 0.0, 0.0]), np.array([0.035, 0.0, 0.0])
+    amap = gaussian_anomaly_map(pts, idx, [(c1, 0.03, 1.2), (c2, 0.03, 1.2)])
+    blob = (amap >= 0.2)  # a low threshold: one region spanning both
+    regions = regions_from_anomaly_map(np.where(blob, 1.0, 0.0), 0.5)
+    assert len(regions) == 1
+    dets = localize_regions(regions, depth, K, pose, 0.0, anomaly_map=amap)
+    assert len(dets) == 2
+    got = sorted(d.position[0] for d in dets)
+    assert got == pytest.approx([-0.035, 0.035], abs=0.01)
+    # without the anomaly map, no split
+    assert len(localize_regions(regions, depth, K, pose, 0.0)) == 1
+    assert len(split_region_mask(blob, np.zeros_like(amap))) == 1
+
+
+def test_evidence_crop_and_overlay() -> None:
+    pose = POSES[0]
+    depth, pts, idx, regions = _frame(pose)
+    rgb = np.full((240, 320, 3), 90, np.uint8)
+    amap = gaussian_anomaly_map(pts, idx, [(PLANE_DEFECT, 0.03, 1.2)])
+    det = localize_regions(regions[:1], depth, K, pose, 2.5, rgb=rgb, anomaly_map=amap)[0]
+    ev = det.evidence
+    assert ev is not None and ev.stamp == 2.5
+    assert ev.crop.dtype == np.uint8 and ev.crop.shape == ev.overlay.shape and ev.crop.shape[2] == 3
+    assert max(ev.crop.shape[:2]) <= LocalizationConfig().evidence_max_px
+    assert not np.array_equal(ev.crop, ev.overlay)
+
+
+def test_bad_inputs_raise_clear_errors() -> None:
+    with pytest.raises(ValueError, match="bbox, a mask"):
+        RegionObservation()
+    with pytest.raises(ValueError, match="non-positive"):
+        RegionObservation(bbox=(0, 0, 0, 5))
+    with pytest.raises(ValueError, match="depth must be a 2-D"):
+        localize_regions([], np.zeros((2, 2, 2)), K, POSES[0], 0.0)
+    with pytest.raises(ValueError, match="matches neither"):
+        RegionObservation(bbox=(0, 0, 5, 5), mask=np.ones((7, 3), bool)).full_mask(240, 320)
+    with pytest.raises(ValueError, match="min_depth_m"):
+        LocalizationConfig(min_depth_m=2.0, max_depth_m=1.0)
