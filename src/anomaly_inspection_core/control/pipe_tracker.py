@@ -1,0 +1,707 @@
+"""Depth-only pipeline tracker for a UAV flying beside a pipe.
+
+The tracker sees only depth images and the UAV's own odometry (the camera pose), never
+ground-truth geometry. Each frame it fits a cylinder to the back-projected depth
+(:mod:`.cylinder_fit`), fuses it into a map-frame model of the pipe segment it follows and
+commands a velocity that keeps the camera at ``standoff_m`` from the pipe *surface*, level
+with the axis and looking at it perpendicularly, while moving along the pipe at
+``speed_mps``.
+
+Frames and conventions:
+
+* camera: ROS optical frame (x right, y down, z forward); the camera pose is
+  ``T_map_camera`` and is treated as odometry. The camera is mounted level on the body
+  looking along body +x, so the body yaw is the heading of the optical axis.
+* commands: velocity in the level body frame (x forward, y left, z up, m/s) + yaw rate
+  (rad/s, positive counter-clockwise seen from above).
+* stand-off: distance from the camera centre to the pipe surface (axis distance - radius).
+
+Behaviour:
+
+* start: the first pipe seen is followed in ``start_direction`` ("left", "right", "up" or
+  "down" in the image).
+* elbows: when the followed piece ends inside the view and another cylinder of similar
+  radius continues from it, the tracker turns onto it at the corner (orbiting the corner on
+  the outside of a turn, switching early on the inside, climbing/descending for risers).
+* end: when the piece ends inside the view with no continuation, the UAV flies to the end,
+  looks ahead with a yaw scan (an inside turn is invisible until then), hovers and reports
+  ``DONE``.
+* lost: without a fit for ``lost_timeout_s`` it stops and searches (holds the last target,
+  backs off along its path and sweeps yaw); without re-acquisition within
+  ``search_timeout_s`` it hovers and reports ``ABORTED`` with the reason.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from anomaly_inspection_core.control.cylinder_fit import (
+    CylinderEstimate,
+    CylinderFitConfig,
+    CylinderPrior,
+    OrientedPoints,
+    depth_to_oriented_points,
+    estimate_normals,
+    fit_cylinder_oriented,
+)
+from anomaly_inspection_core.geometry.camera import CameraIntrinsics, Pose
+
+__all__ = [
+    "CylinderEstimate",
+    "CylinderFitConfig",
+    "PipeTracker",
+    "PipeTrackerConfig",
+    "TrackerCommand",
+    "TrackerState",
+    "fit_cylinder",
+]
+
+_LOG = logging.getLogger(__name__)
+_UP = np.array([0.0, 0.0, 1.0])
+#: image directions in the camera optical frame
+_IMAGE_DIRECTIONS = {
+    "left": np.array([-1.0, 0.0, 0.0]),
+    "right": np.array([1.0, 0.0, 0.0]),
+    "up": np.array([0.0, -1.0, 0.0]),
+    "down": np.array([0.0, 1.0, 0.0]),
+}
+
+
+class TrackerState(enum.Enum):
+    """Mission state of the tracker."""
+
+    IDLE = "IDLE"  # no pipe seen yet
+    TRACKING = "TRACKING"
+    SEARCHING = "SEARCHING"
+    DONE = "DONE"  # reached the pipe's end, hovering
+    ABORTED = "ABORTED"  # lost the pipe and could not recover, hovering
+
+
+@dataclass(frozen=True)
+class PipeTrackerConfig:
+    """Tracker parameters (SI units; angles in degrees)."""
+
+    standoff_m: float = 1.0
+    standoff_tolerance_m: float = 0.25
+    speed_mps: float = 0.3
+    max_speed_mps: float = 0.6
+    max_yaw_rate: float = 0.6
+    position_gain: float = 1.2
+    yaw_gain: float = 1.5
+    start_direction: str = "left"
+    depth_stride: int = 4
+    min_range_m: float = 0.2
+    max_range_m: float = 6.0
+    #: oriented points kept per frame (random subset): bounds the cost of a frame
+    max_points: int = 3000
+    fit: CylinderFitConfig = field(default_factory=CylinderFitConfig)
+    #: weight of a new measurement in the fused map-frame model (0..1)
+    smoothing: float = 0.35
+    lost_timeout_s: float = 0.8
+    search_timeout_s: float = 20.0
+    search_yaw_deg: float = 35.0
+    search_yaw_rate: float = 0.35
+    search_backoff_m: float = 0.6
+    search_speed_mps: float = 0.15
+    #: smallest angle between two pieces to count as an elbow
+    elbow_min_angle_deg: float = 25.0
+    #: largest distance between the followed piece's end and the corner of an elbow
+    corner_max_gap_m: float = 0.7
+    #: frames a continuation or an end must be seen in before acting on it
+    confirm_frames: int = 2
+    end_scan_yaw_deg: float = 55.0
+    min_altitude_m: float = 0.3
+    max_altitude_m: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.standoff_m <= 0:
+            raise ValueError(f"standoff_m must be positive, got {self.standoff_m}")
+        if not 0 < self.speed_mps <= self.max_speed_mps:
+            raise ValueError(
+                f"need 0 < speed_mps <= max_speed_mps, got {self.speed_mps}, {self.max_speed_mps}")
+        if self.start_direction not in _IMAGE_DIRECTIONS:
+            raise ValueError(f"start_direction must be one of {sorted(_IMAGE_DIRECTIONS)}, "
+                             f"got {self.start_direction!r}")
+        if not 0 < self.smoothing <= 1:
+            raise ValueError(f"smoothing must be in (0, 1], got {self.smoothing}")
+        if self.depth_stride < 1:
+            raise ValueError(f"depth_stride must be >= 1, got {self.depth_stride}")
+        if self.min_altitude_m >= self.max_altitude_m:
+            raise ValueError("min_altitude_m must be below max_altitude_m")
+        for name in ("lost_timeout_s", "search_timeout_s", "max_yaw_rate", "position_gain",
+                     "yaw_gain", "search_yaw_rate"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PipeTrackerConfig":
+        """Build from a flat mapping (e.g. YAML); a nested ``fit`` mapping sets the fit."""
+        data = dict(data)
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown pipe tracker parameter(s): {', '.join(unknown)}")
+        if isinstance(data.get("fit"), dict):
+            fit_known = set(CylinderFitConfig.__dataclass_fields__)
+            bad = sorted(set(data["fit"]) - fit_known)
+            if bad:
+                raise ValueError(f"unknown cylinder fit parameter(s): {', '.join(bad)}")
+            data["fit"] = CylinderFitConfig(**data["fit"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class TrackerCommand:
+    """One tracker output.
+
+    ``estimate`` is this frame's cylinder fit in the camera frame (None when none was
+    found); ``estimate_map`` the fused model of the followed piece in the map frame.
+    ``standoff`` is the measured camera-to-surface distance and ``lateral_offset`` the
+    distance between the pipe axis and the optical axis (0 = centred), both from this
+    frame's fit (NaN without one). ``timing_ms`` is the processing time of this update.
+    """
+
+    linear_body: np.ndarray
+    yaw_rate: float
+    state: TrackerState
+    message: str
+    estimate: CylinderEstimate | None
+    estimate_map: CylinderEstimate | None
+    standoff: float
+    lateral_offset: float
+    distance_travelled: float
+    timing_ms: float = 0.0
+
+
+def fit_cylinder(points_cam: np.ndarray, config: CylinderFitConfig | PipeTrackerConfig | None = None,
+                 normals: np.ndarray | None = None,
+                 prior: CylinderPrior | None = None) -> CylinderEstimate | None:
+    """Fit one cylinder (RANSAC + refinement) to camera-frame points (N, 3).
+
+    Normals are estimated from nearest neighbours when not given (the tracker passes
+    normals computed from the depth grid, which is much cheaper). Returns None when no
+    cylinder with enough inliers and a radius within the configured range is found.
+    """
+    cfg = config.fit if isinstance(config, PipeTrackerConfig) else (config or CylinderFitConfig())
+    pts = np.asarray(points_cam, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise ValueError(f"points_cam must have shape (N, 3), got {pts.shape}")
+    if normals is None:
+        op = estimate_normals(pts)
+    else:
+        nrm = np.asarray(normals, dtype=np.float64)
+        if nrm.shape != pts.shape:
+            raise ValueError(f"normals shape {nrm.shape} does not match points {pts.shape}")
+        ok = np.all(np.isfinite(pts), axis=1) & np.all(np.isfinite(nrm), axis=1)
+        nrm = nrm[ok] / np.linalg.norm(nrm[ok], axis=1, keepdims=True)
+        op = OrientedPoints(pts[ok], nrm)
+    result = fit_cylinder_oriented(op, cfg, prior=prior)
+    return None if result is None else result[0]
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return np.asarray(v, float) / np.linalg.norm(v)
+
+
+def _horizontal_unit(v: np.ndarray) -> np.ndarray | None:
+    h = np.array([v[0], v[1], 0.0])
+    n = np.linalg.norm(h)
+    return h / n if n > 1e-6 else None
+
+
+def _camera_yaw(pose: Pose) -> float:
+    fwd = pose.rotation[:, 2]
+    return math.atan2(fwd[1], fwd[0])
+
+
+def _wrap(a: float) -> float:
+    return (a + math.pi) % (2 * math.pi) - math.pi
+
+
+@dataclass
+class _Segment:
+    """Fused map-frame model of one straight piece of pipe, oriented along travel."""
+
+    point: np.ndarray  # on the axis
+    direction: np.ndarray  # unit, travel direction
+    radius: float
+    side: np.ndarray  # horizontal unit vector from the axis towards the UAV
+    t_hi: float = -math.inf  # farthest seen axial coordinate (relative to point) ahead
+    end_seen: int = 0  # frames in which the end ahead was inside the view
+
+    def foot(self, p: np.ndarray) -> float:
+        return float(np.dot(p - self.point, self.direction))
+
+    def estimate(self, lo: float = -0.5) -> CylinderEstimate:
+        hi = self.t_hi if math.isfinite(self.t_hi) else 0.5
+        return CylinderEstimate(point=self.point.copy(), direction=self.direction.copy(),
+                                radius=self.radius, inlier_ratio=1.0, num_inliers=0,
+                                extent=(min(lo, hi), hi), rms_m=0.0, frame="map")
+
+
+@dataclass
+class _Continuation:
+    """The next piece after an elbow: corner point, direction away from it, its side."""
+
+    corner: np.ndarray
+    direction: np.ndarray
+    radius: float
+    side: np.ndarray
+    seen: int = 1
+
+
+class PipeTracker:
+    """Closed-loop pipe follower; feed it every depth frame with the camera pose."""
+
+    def __init__(self, config: PipeTrackerConfig | None = None) -> None:
+        self.config = config or PipeTrackerConfig()
+        self._rng = np.random.default_rng(self.config.fit.seed)
+        self.reset()
+
+    # ------------------------------------------------------------------ public API
+    def reset(self) -> None:
+        """Forget the pipe and the path; the next update starts a new mission."""
+        self.state = TrackerState.IDLE
+        self.message = "waiting for the first pipe detection"
+        self._segment: _Segment | None = None
+        self._next: _Continuation | None = None
+        self._sigma = 1.0
+        self._last_fit_stamp: float | None = None
+        self._start_stamp: float | None = None
+        self._search_start: float | None = None
+        self._search_origin: np.ndarray | None = None
+        self._search_yaw0 = 0.0
+        self._scan_start_yaw: float | None = None
+        self._path: list[np.ndarray] = []
+        self._travelled = 0.0
+        self._last_stamp: float | None = None
+        self.frame_times_ms: list[float] = []
+
+    @property
+    def path(self) -> np.ndarray:
+        """Flown camera positions (N, 3), map frame, one per update."""
+        return np.array(self._path).reshape(-1, 3)
+
+    @property
+    def segment_estimate(self) -> CylinderEstimate | None:
+        """The fused map-frame model of the piece being followed."""
+        return None if self._segment is None else self._segment.estimate()
+
+    def update(self, depth: np.ndarray, intrinsics: CameraIntrinsics, camera_pose: Pose,
+               stamp: float) -> TrackerCommand:
+        """Process one depth frame (metres, NaN = no return) and return the command."""
+        t0 = time.perf_counter()
+        depth = np.asarray(depth)
+        if depth.ndim != 2:
+            raise ValueError(f"depth must be a 2-D image, got shape {depth.shape}")
+        if not math.isfinite(stamp):
+            raise ValueError(f"stamp must be finite, got {stamp}")
+        if self._last_stamp is not None and stamp < self._last_stamp:
+            raise ValueError(f"stamp went backwards: {stamp} < {self._last_stamp}")
+        pos = camera_pose.position
+        if self._path:
+            self._travelled += float(np.linalg.norm(pos - self._path[-1]))
+        self._path.append(pos.copy())
+        if self._start_stamp is None:
+            self._start_stamp = stamp
+        self._last_stamp = stamp
+
+        est_cam: CylinderEstimate | None = None
+        if self.state in (TrackerState.DONE, TrackerState.ABORTED):
+            v_map, yaw_rate = np.zeros(3), 0.0
+        else:
+            op = depth_to_oriented_points(depth, intrinsics, self.config.depth_stride,
+                                          self.config.min_range_m, self.config.max_range_m)
+            if len(op) > self.config.max_points:
+                op = op.subset(np.sort(self._rng.choice(len(op), self.config.max_points,
+                                                        replace=False)))
+            est_cam, mask = self._measure(op, camera_pose)
+            if est_cam is not None:
+                self._last_fit_stamp = stamp
+                self._find_continuation(op, mask, est_cam, camera_pose, intrinsics)
+            v_map, yaw_rate = self._control(camera_pose, stamp, est_cam is not None)
+
+        yaw = _camera_yaw(camera_pose)
+        c, s = math.cos(yaw), math.sin(yaw)
+        linear_body = np.array([c * v_map[0] + s * v_map[1], -s * v_map[0] + c * v_map[1], v_map[2]])
+        standoff, lateral = self._view_metrics(est_cam)
+        elapsed = (time.perf_counter() - t0) * 1000.0
+        self.frame_times_ms.append(elapsed)
+        return TrackerCommand(
+            linear_body=linear_body, yaw_rate=float(yaw_rate), state=self.state,
+            message=self.message, estimate=est_cam,
+            estimate_map=self.segment_estimate, standoff=standoff, lateral_offset=lateral,
+            distance_travelled=self._travelled, timing_ms=elapsed)
+
+    # ------------------------------------------------------------------ perception
+    def _measure(self, op: OrientedPoints, pose: Pose
+                 ) -> tuple[CylinderEstimate | None, np.ndarray | None]:
+        """Fit the followed pipe (or any pipe before the first detection)."""
+        cfg = self.config
+        seg = self._segment
+        prior = None
+        if seg is not None:
+            inv = pose.inverse()
+            loose = self.state == TrackerState.SEARCHING
+            prior = CylinderPrior(
+                point=inv.transform_points(seg.point)[0], direction=inv.rotation @ seg.direction,
+                radius=seg.radius, max_angle_deg=35.0 if loose else 20.0,
+                max_axis_offset_m=0.6 if loose else 0.3)
+        result = fit_cylinder_oriented(op, cfg.fit, prior=prior, rng=self._rng)
+        if result is None:
+            return None, None
+        est, mask = result
+        est_map = est.transformed(pose)
+        if seg is None:
+            self._start(est, est_map, pose)
+        else:
+            self._fuse(seg, est_map)
+        self._update_extent(est_map, pose)
+        return est, mask
+
+    def _start(self, est: CylinderEstimate, est_map: CylinderEstimate, pose: Pose) -> None:
+        want = _IMAGE_DIRECTIONS[self.config.start_direction]
+        d_cam = est.direction if np.dot(est.direction, want) >= 0 else -est.direction
+        d = pose.rotation @ d_cam
+        side = self._side_for(d, est_map.point, pose.position, previous=None)
+        self._segment = _Segment(point=est_map.point.copy(), direction=_unit(d),
+                                 radius=est.radius, side=side)
+        self.state = TrackerState.TRACKING
+        self.message = (f"pipe acquired: radius {est.radius:.3f} m, following image "
+                        f"{self.config.start_direction}")
+        _LOG.info(self.message)
+
+    def _side_for(self, d: np.ndarray, axis_point: np.ndarray, uav: np.ndarray,
+                  previous: np.ndarray | None) -> np.ndarray:
+        """Horizontal unit vector from the axis towards where the UAV should fly."""
+        h = np.cross(_UP, d)
+        if np.linalg.norm(h) > 0.3:
+            h = _unit(h)
+            if previous is None:
+                self._sigma = 1.0 if np.dot(uav - axis_point, h) >= 0 else -1.0
+            elif abs(np.dot(h, previous)) > 0.3:
+                # coming from a riser (or a shallow turn): stay on the same side
+                self._sigma = 1.0 if np.dot(h, previous) >= 0 else -1.0
+            return self._sigma * h
+        # (near) vertical pipe: keep the horizontal offset we have
+        ref = previous if previous is not None else (uav - axis_point)
+        s = _horizontal_unit(ref - np.dot(ref, d) * d)
+        if s is None:
+            raise RuntimeError("the UAV is directly above or below a vertical pipe")
+        return s
+
+    def _fuse(self, seg: _Segment, est_map: CylinderEstimate) -> None:
+        a = self.config.smoothing
+        d_meas = est_map.direction if np.dot(est_map.direction, seg.direction) >= 0 else -est_map.direction
+        # express the measured axis at the point nearest the current model point
+        p_meas = est_map.point + np.dot(seg.point - est_map.point, d_meas) * d_meas
+        old_point = seg.point
+        seg.direction = _unit((1 - a) * seg.direction + a * d_meas)
+        seg.point = (1 - a) * seg.point + a * p_meas
+        seg.radius = (1 - a) * seg.radius + a * est_map.radius
+        # keep t_hi referring to the same place along the pipe
+        if math.isfinite(seg.t_hi):
+            seg.t_hi -= float(np.dot(seg.point - old_point, seg.direction))
+        # side stays perpendicular to the (refined) axis
+        s = seg.side - np.dot(seg.side, seg.direction) * seg.direction
+        if np.linalg.norm(s) > 1e-6:
+            seg.side = _unit(s)
+
+    def _update_extent(self, est_map: CylinderEstimate, pose: Pose) -> None:
+        seg = self._segment
+        ends = est_map.endpoints
+        t_far = max(seg.foot(ends[0]), seg.foot(ends[1]))
+        seg.t_hi = max(seg.t_hi, t_far)
+
+    def _end_in_view(self, pose: Pose, intrinsics: CameraIntrinsics) -> bool:
+        """Whether the axis just beyond the farthest seen point projects inside the image."""
+        seg = self._segment
+        beyond = seg.point + (seg.t_hi + 0.1) * seg.direction
+        # test the pipe's near surface too: a pipe beyond the end would show there
+        probe = np.array([beyond, beyond + seg.radius * seg.side])
+        p_cam = pose.inverse().transform_points(probe)
+        uv, front = intrinsics.project(p_cam)
+        mx, my = 0.06 * intrinsics.width, 0.06 * intrinsics.height
+        inside = (front & (uv[:, 0] > mx) & (uv[:, 0] < intrinsics.width - mx)
+                  & (uv[:, 1] > my) & (uv[:, 1] < intrinsics.height - my))
+        return bool(np.all(inside))
+
+    def _find_continuation(self, op: OrientedPoints, mask: np.ndarray, est: CylinderEstimate,
+                           pose: Pose, intrinsics: CameraIntrinsics) -> None:
+        """Look for the next piece of pipe once the followed one ends inside the view."""
+        seg = self._segment
+        if seg is None or self.state != TrackerState.TRACKING:
+            return
+        if self._end_in_view(pose, intrinsics):
+            seg.end_seen += 1
+        elif seg.end_seen < self.config.confirm_frames:
+            return
+        cfg = self.config
+        # drop the followed piece (and flanges on it) before fitting the next one
+        v = op.points - est.point
+        along = v @ est.direction
+        radial = np.linalg.norm(v - along[:, None] * est.direction, axis=1)
+        near = (radial < 1.6 * est.radius + 0.03) & (along > est.extent[0] - 0.05) & (
+            along < est.extent[1] + 0.05)
+        rest = op.subset(~(mask | near))
+        fit_cfg = replace(cfg.fit, radius_min_m=est.radius / 1.4, radius_max_m=est.radius * 1.4,
+                          min_inliers=max(30, cfg.fit.min_inliers // 2), iterations=64)
+        result = fit_cylinder_oriented(rest, fit_cfg, rng=self._rng)
+        if result is None:
+            _LOG.debug("continuation: no second cylinder")
+            return
+        b = result[0].transformed(pose)
+        d = seg.direction
+        cos = abs(float(np.dot(b.direction, d)))
+        if cos > math.cos(math.radians(cfg.elbow_min_angle_deg)):
+            _LOG.debug("continuation: parallel cylinder rejected")
+            return
+        # closest points of the two axis lines
+        w = seg.point - b.point
+        bd = b.direction
+        den = 1.0 - cos * cos
+        ta = (np.dot(d, bd) * np.dot(bd, w) - np.dot(d, w)) / den
+        tb = (np.dot(bd, w) - np.dot(d, bd) * np.dot(d, w)) / den
+        pa, pb = seg.point + ta * d, b.point + tb * bd
+        if np.linalg.norm(pa - pb) > max(0.1, 0.5 * seg.radius) + 0.08:
+            _LOG.debug("continuation: axes %.2f m apart", np.linalg.norm(pa - pb))
+            return
+        if not (seg.t_hi - 0.15 <= ta <= seg.t_hi + cfg.corner_max_gap_m):
+            # crosses the followed pipe elsewhere: a support or clutter
+            _LOG.debug("continuation: corner at %.2f, end at %.2f", ta, seg.t_hi)
+            return
+        # visible extent of the other piece, measured from the corner along its axis
+        rel_lo, rel_hi = b.extent[0] - tb, b.extent[1] - tb
+        # orient the continuation away from the corner, towards its visible points
+        if rel_lo >= -0.15:
+            direction = bd
+        elif rel_hi <= 0.15:
+            direction = -bd
+        else:
+            # the other cylinder runs through the corner: not a continuation
+            _LOG.debug("continuation: extent %.2f..%.2f spans the corner", rel_lo, rel_hi)
+            return
+        corner = pa
+        side = self._side_for(direction, corner, pose.position, previous=seg.side)
+        nxt = self._next
+        if nxt is not None and np.linalg.norm(nxt.corner - corner) < 0.4 and np.dot(
+                nxt.direction, direction) > 0.8:
+            a = cfg.smoothing
+            nxt.corner = (1 - a) * nxt.corner + a * corner
+            nxt.direction = _unit((1 - a) * nxt.direction + a * direction)
+            nxt.radius = (1 - a) * nxt.radius + a * b.radius
+            nxt.side = side
+            nxt.seen += 1
+        else:
+            self._next = _Continuation(corner=corner, direction=_unit(direction),
+                                       radius=b.radius, side=side)
+
+    # ------------------------------------------------------------------ control
+    def _control(self, pose: Pose, stamp: float, fitted: bool) -> tuple[np.ndarray, float]:
+        cfg = self.config
+        if self._scan_start_yaw is not None:
+            # looking ahead at the end turns the camera away on purpose: not a loss
+            self._last_fit_stamp = stamp
+        if self.state in (TrackerState.IDLE, TrackerState.TRACKING):
+            last = self._last_fit_stamp if self._last_fit_stamp is not None else self._start_stamp
+            if stamp - last > cfg.lost_timeout_s:
+                self._enter_search(pose, stamp)
+        if self.state == TrackerState.SEARCHING:
+            if fitted and self._segment is not None:
+                self.state = TrackerState.TRACKING
+                self.message = "pipe re-acquired"
+                _LOG.info(self.message)
+                self._search_start = None
+            else:
+                return self._search(pose, stamp)
+        if self.state == TrackerState.IDLE:
+            return np.zeros(3), 0.0
+        return self._follow(pose)
+
+    def _enter_search(self, pose: Pose, stamp: float) -> None:
+        self.state = TrackerState.SEARCHING
+        self._search_start = stamp
+        self._search_origin = pose.position.copy()
+        self._search_yaw0 = _camera_yaw(pose)
+        self.message = "pipe lost: hovering and searching"
+        _LOG.warning(self.message)
+
+    def _search(self, pose: Pose, stamp: float) -> tuple[np.ndarray, float]:
+        cfg = self.config
+        elapsed = stamp - self._search_start
+        if elapsed > cfg.search_timeout_s:
+            self.state = TrackerState.ABORTED
+            self.message = (f"ABORTED: pipe lost and not re-acquired within "
+                            f"{cfg.search_timeout_s:.0f} s (yaw sweep +-{cfg.search_yaw_deg:.0f} deg, "
+                            f"back-off {cfg.search_backoff_m:.2f} m)")
+            _LOG.error(self.message)
+            return np.zeros(3), 0.0
+        v = np.zeros(3)
+        seg = self._segment
+        if seg is not None:
+            # back off along the way we came, where the pipe was last seen
+            moved = float(np.linalg.norm(pose.position - self._search_origin))
+            if moved < cfg.search_backoff_m:
+                v = -cfg.search_speed_mps * seg.direction
+        # triangle-wave yaw sweep around the heading at loss
+        period = 4.0 * math.radians(cfg.search_yaw_deg) / cfg.search_yaw_rate
+        phase = (elapsed % period) / period
+        tri = 4 * phase if phase < 0.25 else (2 - 4 * phase if phase < 0.75 else 4 * phase - 4)
+        target_yaw = self._search_yaw0 + math.radians(cfg.search_yaw_deg) * tri
+        yaw_rate = self._yaw_rate_to(pose, target_yaw)
+        return self._limit_altitude(pose, v), yaw_rate
+
+    def _yaw_rate_to(self, pose: Pose, target_yaw: float) -> float:
+        err = _wrap(target_yaw - _camera_yaw(pose))
+        return float(np.clip(self.config.yaw_gain * err, -self.config.max_yaw_rate,
+                             self.config.max_yaw_rate))
+
+    def _limit_altitude(self, pose: Pose, v: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        z = pose.position[2]
+        v = v.copy()
+        if z < cfg.min_altitude_m:
+            v[2] = max(v[2], cfg.position_gain * (cfg.min_altitude_m - z))
+        elif z > cfg.max_altitude_m:
+            v[2] = min(v[2], cfg.position_gain * (cfg.max_altitude_m - z))
+        elif v[2] < 0:
+            v[2] = max(v[2], cfg.position_gain * (cfg.min_altitude_m - z))
+        n = np.linalg.norm(v)
+        return v * (cfg.max_speed_mps / n) if n > cfg.max_speed_mps else v
+
+    def _follow(self, pose: Pose) -> tuple[np.ndarray, float]:
+        cfg = self.config
+        seg = self._segment
+        c = pose.position
+        dist = cfg.standoff_m + seg.radius
+        nxt = self._next if (self._next is not None and self._next.seen >= cfg.confirm_frames) else None
+        if nxt is not None:
+            switched = self._maybe_switch(c, nxt)
+            if switched:
+                seg = self._segment
+                dist = cfg.standoff_m + seg.radius
+                nxt = None
+        t = seg.foot(c)
+        speed = cfg.speed_mps
+        side = seg.side
+        if nxt is not None:
+            t_corner = seg.foot(nxt.corner)
+            inside = float(np.dot(seg.side, nxt.direction)) > 0.5
+            if t >= t_corner and not inside:
+                return self._orbit(pose, nxt)
+            self.message = f"elbow ahead in {max(t_corner - t, 0.0):.2f} m"
+        else:
+            end_confirmed = seg.end_seen >= cfg.confirm_frames
+            if end_confirmed:
+                remaining = seg.t_hi - t
+                speed = min(speed, max(0.0, 0.8 * remaining))
+                if remaining < 0.08:
+                    return self._scan_end(pose, seg, dist)
+                self.message = f"pipe end ahead in {remaining:.2f} m"
+            else:
+                self.message = "tracking"
+        t_target = min(t, seg.t_hi) if seg.end_seen >= cfg.confirm_frames and nxt is None else t
+        target = seg.point + t_target * seg.direction + dist * side
+        err = target - c
+        ff = speed * max(0.0, 1.0 - float(np.linalg.norm(err)) / 0.5) * seg.direction
+        v = ff + cfg.position_gain * err
+        yaw_rate = self._yaw_rate_to(pose, self._facing_yaw(side))
+        return self._limit_altitude(pose, v), yaw_rate
+
+    @staticmethod
+    def _facing_yaw(side: np.ndarray) -> float:
+        f = -side
+        return math.atan2(f[1], f[0])
+
+    def _maybe_switch(self, c: np.ndarray, nxt: _Continuation) -> bool:
+        """Switch to the continuation once the UAV is at a valid pose beside it."""
+        cfg = self.config
+        u = c - nxt.corner
+        t_b = float(np.dot(u, nxt.direction))
+        off = u - t_b * nxt.direction
+        d_off = float(np.linalg.norm(off))
+        want = cfg.standoff_m + nxt.radius
+        if t_b < -0.05 or d_off < 1e-6 or abs(d_off - want) > 0.25:
+            return False
+        if float(np.dot(off / d_off, nxt.side)) < math.cos(math.radians(25.0)):
+            return False
+        old = self._segment
+        self._segment = _Segment(point=nxt.corner.copy(), direction=nxt.direction.copy(),
+                                 radius=nxt.radius, side=nxt.side.copy(), t_hi=max(t_b, 0.3))
+        self._next = None
+        self._scan_start_yaw = None
+        turn = math.degrees(math.acos(float(np.clip(np.dot(old.direction, nxt.direction), -1, 1))))
+        self.message = f"turned onto the next piece ({turn:.0f} deg elbow)"
+        _LOG.info(self.message)
+        return True
+
+    def _orbit(self, pose: Pose, nxt: _Continuation) -> tuple[np.ndarray, float]:
+        """Go round the outside of a corner at the stand-off distance from the corner."""
+        cfg = self.config
+        seg = self._segment
+        c = pose.position
+        e1 = seg.side
+        e2 = nxt.side - np.dot(nxt.side, e1) * e1
+        total = math.acos(float(np.clip(np.dot(seg.side, nxt.side), -1.0, 1.0)))
+        dist = cfg.standoff_m + 0.5 * (seg.radius + nxt.radius)
+        if np.linalg.norm(e2) < 1e-6 or total < math.radians(10.0):
+            target, tangent = nxt.corner + dist * nxt.side, np.zeros(3)
+            look = nxt.side
+        else:
+            e2 = _unit(e2)
+            u = c - nxt.corner
+            phi = float(np.clip(math.atan2(np.dot(u, e2), np.dot(u, e1)), 0.0, total))
+            look = math.cos(phi) * e1 + math.sin(phi) * e2
+            target = nxt.corner + dist * look
+            tangent = -math.sin(phi) * e1 + math.cos(phi) * e2
+        err = target - c
+        v = cfg.speed_mps * max(0.0, 1.0 - float(np.linalg.norm(err)) / 0.5) * tangent
+        v = v + cfg.position_gain * err
+        self.message = "turning round the outside of an elbow"
+        return self._limit_altitude(pose, v), self._yaw_rate_to(pose, self._facing_yaw(look))
+
+    def _scan_end(self, pose: Pose, seg: _Segment, dist: float) -> tuple[np.ndarray, float]:
+        """At the apparent end: look ahead (an inside turn is out of view) before DONE."""
+        cfg = self.config
+        target = seg.point + seg.t_hi * seg.direction + dist * seg.side
+        v = cfg.position_gain * (target - pose.position)
+        base = self._facing_yaw(seg.side)
+        ahead = _horizontal_unit(seg.direction)
+        if ahead is None:  # a riser ends: the camera cannot look further up or down
+            return self._finish(pose, v)
+        fwd = -seg.side
+        sign = 1.0 if np.cross(fwd, ahead)[2] >= 0 else -1.0
+        goal = base + sign * math.radians(cfg.end_scan_yaw_deg)
+        if self._scan_start_yaw is None:
+            self._scan_start_yaw = _camera_yaw(pose)
+        if abs(_wrap(goal - _camera_yaw(pose))) < math.radians(3.0):
+            return self._finish(pose, v)
+        self.message = "at the apparent end: looking ahead for a continuation"
+        return self._limit_altitude(pose, v), self._yaw_rate_to(pose, goal)
+
+    def _finish(self, pose: Pose, v: np.ndarray) -> tuple[np.ndarray, float]:
+        self.state = TrackerState.DONE
+        self.message = (f"DONE: reached the end of the pipe after {self._travelled:.2f} m; "
+                        "hovering")
+        _LOG.info(self.message)
+        return np.zeros(3), 0.0
+
+    def _view_metrics(self, est: CylinderEstimate | None) -> tuple[float, float]:
+        if est is None:
+            return float("nan"), float("nan")
+        standoff = est.distance_to_axis(np.zeros(3)) - est.radius
+        # distance between the axis line and the optical axis (camera z)
+        z = np.array([0.0, 0.0, 1.0])
+        n = np.cross(est.direction, z)
+        nn = np.linalg.norm(n)
+        if nn < 1e-6:
+            lateral = float(np.linalg.norm(est.point[:2]))
+        else:
+            lateral = abs(float(np.dot(est.point, n / nn)))
+        return float(standoff), lateral
