@@ -98,8 +98,8 @@ def gaussian_anomaly_map(points: np.ndarray, surface_index: np.ndarray,
                          defects: list[tuple[np.ndarray, float, float]]) -> np.ndarray:
     """Normalised anomaly map: per defect (centre, radius, peak) a 3D Gaussian bump.
 
-    At the defect's radius the bump equals 0.5 * peak / 1.0 scaled so that ``peak`` >= 1 gives
-    values >= 0.5 (the threshold) inside the disc.
+    The bump's width is chosen so that it crosses 0.5 (the threshold) exactly at the defect's
+    radius when ``peak`` > 0.5: thresholding the map recovers the disc.
     """
     amap = np.zeros(points.shape[:2], dtype=np.float32)
     valid = surface_index >= 0
