@@ -1,0 +1,214 @@
+"""``anomaly-inspection benchmark TARGET``: measured accuracy and speed of project components.
+
+Targets live in :data:`BENCHMARK_TARGETS` (name -> (help, add_arguments, run)), so other
+components can add theirs next to ``detector``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import resource
+import time
+from pathlib import Path
+from typing import Callable
+
+from .cli import CliError
+
+logger = logging.getLogger(__name__)
+
+
+def _add_detector_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--n-train", type=int, default=200, help="normal images to fit on (default 200)")
+    parser.add_argument("--n-test", type=int, default=150, help="test images per class and cell type")
+    parser.add_argument("--no-elpv", action="store_true", help="skip the ELPV solar-cell benchmark")
+    parser.add_argument("--synthetic", type=Path, help="MVTec-layout folder to fit on (train/good) and evaluate")
+    parser.add_argument("--timing-runs", type=int, default=30, help="frames timed per input size")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _elpv_benchmark(args: argparse.Namespace, config_kwargs: dict) -> list[dict]:
+    import numpy as np
+
+    from .detection.patchcore import PatchCoreConfig, PatchCoreModel
+    from .evaluation import metrics
+
+    try:
+        from elpv_dataset.utils import load_dataset
+    except ImportError as exc:
+        raise CliError("the ELPV benchmark needs the 'elpv-dataset' package (pip install elpv-dataset)") from exc
+    images, probs, types = load_dataset()
+    rng = np.random.default_rng(args.seed)
+    rows = []
+    for cell_type in sorted(set(types.tolist())):
+        good = np.flatnonzero((types == cell_type) & (probs == 0.0))
+        bad = np.flatnonzero((types == cell_type) & (probs >= 0.5))
+        good = rng.permutation(good)
+        train, test_good = good[: args.n_train], good[args.n_train : args.n_train + args.n_test]
+        test_bad = rng.permutation(bad)[: args.n_test]
+        model = PatchCoreModel(PatchCoreConfig(**config_kwargs))
+        model.fit([images[i] for i in train], progress=True)
+        test_idx = np.r_[test_good, test_bad]
+        labels = np.r_[np.zeros(len(test_good)), np.ones(len(test_bad))]
+        preds = model.predict_batch([images[i] for i in test_idx])
+        scores = np.array([p.score for p in preds])
+        predicted = np.array([p.is_anomalous for p in preds])
+        f1, _ = metrics.f1_max(labels, scores)
+        rows.append(
+            {
+                "dataset": f"elpv/{cell_type}",
+                "n_train": int(len(train)),
+                "n_test_good": int(len(test_good)),
+                "n_test_defective": int(len(test_bad)),
+                "image_auroc": metrics.roc_auc(labels, scores),
+                "f1_max": f1,
+                "accuracy_at_threshold": float(np.mean(predicted == labels)),
+                "fit_s": model.metadata["train"]["fit_seconds"]["total"],
+            }
+        )
+        logger.info("ELPV %s: %s", cell_type, rows[-1])
+    return rows
+
+
+def _synthetic_benchmark(args: argparse.Namespace, config_kwargs: dict) -> dict:
+    from .detection.datasets import train_images
+    from .detection.evaluate import evaluate_model
+    from .detection.images import read_image_rgb
+    from .detection.patchcore import PatchCoreConfig, PatchCoreModel
+
+    try:
+        paths = train_images(args.synthetic)[: args.n_train]
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from exc
+    model = PatchCoreModel(PatchCoreConfig(**config_kwargs))
+    model.fit([read_image_rgb(p) for p in paths], progress=True)
+    result = evaluate_model(model, args.synthetic, progress=True)
+    return {
+        "dataset": f"synthetic:{args.synthetic}",
+        "n_train": len(paths),
+        "n_test_good": result.num_good,
+        "n_test_defective": result.num_defective,
+        "image_auroc": result.image_auroc,
+        "pixel_auroc": result.pixel_auroc,
+        "aupro": result.aupro,
+        "f1_max": result.f1_max,
+        "accuracy_at_threshold": result.accuracy_at_threshold,
+        "fit_s": model.metadata["train"]["fit_seconds"]["total"],
+    }
+
+
+def _timing_benchmark(args: argparse.Namespace, config_kwargs: dict) -> dict:
+    """Per-frame latency of the full model vs. one forward pass of the whole backbone."""
+    import numpy as np
+    import torch
+
+    from .detection.patchcore import PatchCoreConfig, PatchCoreModel
+
+    rng = np.random.default_rng(args.seed)
+    base = rng.integers(90, 160, size=(args.image_size, args.image_size, 3), dtype=np.uint8)
+    train = [np.roll(base, int(s), axis=1) for s in rng.integers(0, args.image_size, 200)]
+    model = PatchCoreModel(PatchCoreConfig(**config_kwargs))
+    t0 = time.perf_counter()
+    model.fit(train, progress=True)
+    fit_s = time.perf_counter() - t0
+
+    def percentile_ms(fn, runs: int) -> tuple[float, float]:
+        for _ in range(3):
+            fn()
+        samples = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            fn()
+            samples.append((time.perf_counter() - t) * 1e3)
+        return float(np.percentile(samples, 50)), float(np.percentile(samples, 95))
+
+    out: dict = {"fit_200_images_s": round(fit_s, 2), "bank_size": model.metadata["train"]["bank_size"]}
+    full = _full_backbone(args.backbone)
+    x = torch.zeros(1, 3, args.image_size, args.image_size)
+    with torch.inference_mode():
+        out["backbone_forward_ms_p50"], _ = percentile_ms(lambda: full(x), args.timing_runs)
+    for name, shape in (("256x256", (256, 256, 3)), ("640x480", (480, 640, 3))):
+        frame = rng.integers(0, 255, size=shape, dtype=np.uint8)
+        p50, p95 = percentile_ms(lambda: model.predict(frame), args.timing_runs)
+        out[f"predict_ms_p50_{name}"], out[f"predict_ms_p95_{name}"] = p50, p95
+    out["ratio_predict_to_backbone_256"] = out["predict_ms_p50_256x256"] / out["backbone_forward_ms_p50"]
+    return out
+
+
+def _full_backbone(name: str):
+    """The complete classification network, for the 'one forward pass' reference time."""
+    import torch
+
+    from .detection import backbones
+
+    if name == "efficientnet_lite0":
+        from efficientnet_lite_pytorch import EfficientNet
+
+        net = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+        net.load_state_dict(backbones._load_state_dict(backbones._lite0_weights_path()))
+    else:
+        import torchvision
+
+        net = getattr(torchvision.models, name)(weights=None)
+        path = backbones._torchvision_weights_path(name)
+        if path.is_file():
+            net.load_state_dict(torch.load(str(path), map_location="cpu", weights_only=True))
+    return net.eval()
+
+
+def run_detector(args: argparse.Namespace) -> int:
+    """Accuracy (ELPV, synthetic) and speed of the anomaly detector; prints a table."""
+    import torch
+
+    config_kwargs = {"backbone": args.backbone, "image_size": args.image_size, "seed": args.seed}
+    results: dict = {
+        "machine": {"cpu_threads": torch.get_num_threads(), "platform": platform.platform()},
+        "config": config_kwargs,
+        "accuracy": [],
+    }
+    if not args.no_elpv:
+        results["accuracy"] += _elpv_benchmark(args, config_kwargs)
+    if args.synthetic:
+        results["accuracy"].append(_synthetic_benchmark(args, config_kwargs))
+    results["speed"] = _timing_benchmark(args, config_kwargs)
+    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    _print_table(results)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def _print_table(results: dict) -> None:
+    cols = ("dataset", "n_train", "n_test_good", "n_test_defective", "image_auroc", "pixel_auroc", "aupro", "f1_max", "fit_s")
+    print(" | ".join(f"{c:>16}" for c in cols))
+    for row in results["accuracy"]:
+        cells = []
+        for c in cols:
+            v = row.get(c)
+            cells.append(f"{v:>16.4f}" if isinstance(v, float) else f"{'-' if v is None else str(v):>16}")
+        print(" | ".join(cells))
+    print()
+    for key, value in results["speed"].items():
+        print(f"{key:>32}: {value:.2f}" if isinstance(value, float) else f"{key:>32}: {value}")
+    print(f"{'peak_rss_mb':>32}: {results['peak_rss_mb']:.0f}")
+
+
+BENCHMARK_TARGETS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "detector": ("anomaly detector accuracy (ELPV, synthetic) and speed", _add_detector_arguments, run_detector),
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``benchmark`` with one sub-command per entry of :data:`BENCHMARK_TARGETS`."""
+    bench = subparsers.add_parser("benchmark", help="measure accuracy and speed of a component")
+    targets = bench.add_subparsers(dest="target", metavar="TARGET", required=True)
+    for name, (help_text, add_arguments, handler) in BENCHMARK_TARGETS.items():
+        sub = targets.add_parser(name, help=help_text)
+        add_arguments(sub)
+        sub.set_defaults(handler=handler)

@@ -1,0 +1,215 @@
+"""PatchCore detector: separation of planted anomalies, model files, regions, coreset, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from anomaly_inspection_core.detection import (
+    BackboneError,
+    ModelFileError,
+    PatchCoreConfig,
+    PatchCoreModel,
+    build_feature_extractor,
+    extract_regions,
+)
+from anomaly_inspection_core.detection.coreset import greedy_coreset_indices
+
+IMAGE_SIZE = 128
+
+
+def texture(rng: np.random.Generator, h: int = 160, w: int = 160) -> np.ndarray:
+    """A woven-looking RGB texture with random phase and mild noise."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    phase = rng.uniform(0, 2 * np.pi, 2)
+    grid = np.sin(xx * 0.6 + phase[0]) * np.sin(yy * 0.6 + phase[1])
+    noise = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 1.5)
+    gray = 128 + 40 * grid + 10 * noise
+    return np.clip(np.stack([gray, gray * 0.85, gray * 0.6], -1), 0, 255).astype(np.uint8)
+
+
+def plant_defect(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int]]:
+    """A dark stain of radius ~8% of the width at a random place; returns image and centre (x, y)."""
+    h, w = image.shape[:2]
+    cx, cy = int(rng.uniform(0.25, 0.75) * w), int(rng.uniform(0.25, 0.75) * h)
+    out = image.copy()
+    cv2.circle(out, (cx, cy), max(4, w // 12), (40, 30, 20), -1)
+    return out, (cx, cy)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> dict:
+    rng = np.random.default_rng(7)
+    train = [texture(rng) for _ in range(14)]
+    model = PatchCoreModel(PatchCoreConfig(image_size=IMAGE_SIZE, max_bank_size=2000))
+    model.fit(train, holdout_fraction=0.2)
+    normals = [texture(rng) for _ in range(5)]
+    anomalies, centres = zip(*(plant_defect(texture(rng), rng) for _ in range(5)))
+    return {"model": model, "normals": normals, "anomalies": list(anomalies), "centres": list(centres)}
+
+
+def test_fit_separates_planted_anomalies(fitted):
+    model = fitted["model"]
+    normal = model.predict_batch(fitted["normals"])
+    anomalous = model.predict_batch(fitted["anomalies"])
+    assert max(p.raw_score for p in normal) < min(p.raw_score for p in anomalous)
+    assert all(p.is_anomalous and p.score > 0.5 for p in anomalous)
+    assert sum(p.is_anomalous for p in normal) <= 1
+    for pred, (cx, cy) in zip(anomalous, fitted["centres"]):
+        assert pred.regions, "an anomalous image must yield a region"
+        px, py = pred.regions[0].peak_xy
+        assert abs(px - cx) <= 16 and abs(py - cy) <= 16
+
+
+def test_prediction_shapes_any_size_and_grayscale(fitted):
+    model = fitted["model"]
+    rng = np.random.default_rng(3)
+    rgb = texture(rng, 120, 200)
+    pred = model.predict(rgb)
+    assert pred.anomaly_map.shape == (120, 200) and pred.anomaly_map.dtype == np.float32
+    assert 0.0 <= pred.score <= 1.0
+    assert {"preprocess", "backbone", "search", "postprocess", "total"} <= set(pred.timings_ms)
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    pred_gray = model.predict(gray)
+    assert pred_gray.anomaly_map.shape == (120, 200)
+    pred_gray1 = model.predict(gray[:, :, None])
+    assert pred_gray1.raw_score == pytest.approx(pred_gray.raw_score)
+
+
+def test_normalisation_puts_threshold_at_half(fitted):
+    th = fitted["model"].thresholds
+    assert th.normalise_image(th.image_threshold) == pytest.approx(0.5)
+    assert th.normalise_pixels(np.array([th.pixel_threshold], np.float32))[0] == pytest.approx(0.5)
+    assert th.normalise_image(th.image_threshold + th.image_scale) > 0.5 > th.normalise_image(th.image_threshold - th.image_scale)
+
+
+def test_save_load_gives_identical_scores(fitted, tmp_path):
+    model = fitted["model"]
+    model.save(tmp_path / "m")
+    loaded = PatchCoreModel.load(tmp_path / "m")
+    assert loaded.is_fitted and loaded.model_id == model.model_id
+    images = fitted["normals"][:2] + fitted["anomalies"][:2]
+    for a, b in zip(model.predict_batch(images), loaded.predict_batch(images)):
+        assert a.raw_score == b.raw_score
+        np.testing.assert_array_equal(a.anomaly_map, b.anomaly_map)
+    meta = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    for key in ("format_version", "layers", "input_size", "thresholds", "normalisation", "feature_dim"):
+        assert key in meta
+    assert len(meta["train"]["dataset_sha256"]) == 64
+
+
+def test_corrupt_or_incompatible_model_is_rejected(fitted, tmp_path):
+    model_dir = fitted["model"].save(tmp_path / "m")
+    bank = model_dir / "memory_bank.safetensors"
+    meta_path = model_dir / "metadata.json"
+    original_bank, original_meta = bank.read_bytes(), meta_path.read_text()
+
+    bank.write_bytes(original_bank[: len(original_bank) // 2])
+    with pytest.raises(ModelFileError, match="corrupt memory bank"):
+        PatchCoreModel.load(model_dir)
+    data = bytearray(original_bank)
+    data[-5] ^= 0xFF  # flip bits inside the tensor payload
+    bank.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="checksum"):
+        PatchCoreModel.load(model_dir)
+    bank.write_bytes(original_bank)
+
+    meta = json.loads(original_meta)
+    meta["format_version"] = 99
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="format version 99"):
+        PatchCoreModel.load(model_dir)
+    meta_path.write_text("{not json")
+    with pytest.raises(ModelFileError, match="corrupt model metadata"):
+        PatchCoreModel.load(model_dir)
+    meta_path.unlink()
+    with pytest.raises(ModelFileError, match="lacks metadata.json"):
+        PatchCoreModel.load(model_dir)
+    with pytest.raises(ModelFileError, match="not found"):
+        PatchCoreModel.load(tmp_path / "nothing")
+
+
+def test_unfitted_model_and_bad_config_fail_clearly():
+    with pytest.raises(RuntimeError, match="not fitted"):
+        PatchCoreModel().predict(np.zeros((32, 32, 3), np.uint8))
+    with pytest.raises(ValueError, match="coreset_ratio"):
+        PatchCoreConfig(coreset_ratio=0.0)
+    with pytest.raises(ValueError, match="at least 2"):
+        PatchCoreModel(PatchCoreConfig(image_size=64)).fit([np.zeros((64, 64, 3), np.uint8)])
+
+
+def test_backbone_errors_name_the_problem(tmp_path):
+    with pytest.raises(BackboneError, match="unknown backbone"):
+        build_feature_extractor("vgg99")
+    with pytest.raises(BackboneError, match="no layer"):
+        build_feature_extractor("efficientnet_lite0", ("blocks.99",))
+    with pytest.raises(BackboneError, match="no ImageNet weights for resnet18"):
+        build_feature_extractor("resnet18", weights_path=tmp_path / "missing.pth")
+
+
+def test_lite0_features_have_two_scales_on_one_grid():
+    extractor = build_feature_extractor("efficientnet_lite0")
+    with torch.inference_mode():
+        maps = extractor(torch.zeros(1, 3, 128, 128))
+    assert [tuple(m.shape[1:]) for m in maps] == [(40, 16, 16), (112, 8, 8)]
+
+
+def test_greedy_coreset_covers_every_cluster():
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    points = torch.cat([c + 0.1 * torch.randn(50, 2, generator=gen) for c in centres])
+    idx = greedy_coreset_indices(points, 3, projection_dim=0)
+    assert len(set(idx.tolist())) == 3
+    assert sorted((idx // 50).tolist()) == [0, 1, 2]
+    assert len(greedy_coreset_indices(points, 500)) == 150
+
+
+def test_extract_regions_finds_blobs_and_drops_noise():
+    amap = np.zeros((50, 60), np.float32)
+    amap[10:20, 5:15] = 0.8
+    amap[12, 8] = 0.95
+    amap[40, 50] = 0.9  # single pixel: below min area
+    regions = extract_regions(amap, 0.5, min_area_px=4)
+    assert len(regions) == 1
+    r = regions[0]
+    assert r.bbox == (5, 10, 10, 10) and r.area_px == 100
+    assert r.peak_xy == (8, 12) and r.peak_score == pytest.approx(0.95)
+    assert r.mask.shape == (10, 10) and r.full_mask(50, 60).sum() == 100
+
+
+def test_cli_fit_predict_evaluate(tmp_path):
+    from anomaly_inspection_core.cli import main
+
+    rng = np.random.default_rng(11)
+    root = tmp_path / "ds"
+    for sub in ("train/good", "test/good", "test/stain", "ground_truth/stain"):
+        (root / sub).mkdir(parents=True)
+    for i in range(10):
+        cv2.imwrite(str(root / "train/good" / f"{i:03d}.png"), texture(rng)[:, :, ::-1])
+    for i in range(3):
+        cv2.imwrite(str(root / "test/good" / f"{i:03d}.jpg"), texture(rng)[:, :, ::-1])
+        image, (cx, cy) = plant_defect(texture(rng), rng)
+        cv2.imwrite(str(root / "test/stain" / f"{i:03d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
+        mask = np.zeros(image.shape[:2], np.uint8)
+        cv2.circle(mask, (cx, cy), max(4, image.shape[1] // 12), 255, -1)
+        cv2.imwrite(str(root / "ground_truth/stain" / f"{i:03d}_mask.png"), mask)
+    model_dir = tmp_path / "model"
+    assert main(["fit", "--dataset", str(root), "--out", str(model_dir), "--image-size", "96"]) == 0
+    assert main(["predict", "--model", str(model_dir), str(root / "test/stain"), "--out", str(tmp_path / "pred")]) == 0
+    record = json.loads((tmp_path / "pred" / "000_regions.json").read_text())
+    assert {"score", "is_anomalous", "regions"} <= set(record)
+    assert (tmp_path / "pred" / "000_overlay.png").is_file()
+    assert main(["evaluate", "--model", str(model_dir), "--dataset", str(root), "--out", str(tmp_path / "ev")]) == 0
+    result = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    for key in ("image_auroc", "pixel_auroc", "aupro", "f1_max", "ms_per_image"):
+        assert key in result
+    assert result["image_auroc"] >= 0.9
+    rows = (tmp_path / "ev" / "scores.csv").read_text().splitlines()
+    assert rows[0] == "path,label,score,predicted" and len(rows) == 7
+    assert (tmp_path / "ev" / "roc.png").is_file() and (tmp_path / "ev" / "pr.png").is_file()
+    assert main(["predict", "--model", str(tmp_path / "nope"), str(root), "--out", str(tmp_path / "x")]) == 2
