@@ -115,7 +115,13 @@ class PipeTrackerConfig:
     corner_max_gap_m: float = 0.7
     #: frames a continuation or an end must be seen in before acting on it
     confirm_frames: int = 2
-    end_scan_yaw_deg: float = 55.0
+    #: yaw of the camera towards the direction of travel on horizontal runs: widens the
+    #: look-ahead so that a turn towards the UAV is seen before the UAV is too close to it
+    lead_yaw_deg: float = 15.0
+    #: how far round an apparent end the UAV flies looking for a hidden continuation
+    end_probe_deg: float = 90.0
+    #: how far beyond the end of a riser the UAV climbs (descends) to look for one
+    end_probe_overshoot_m: float = 0.6
     min_altitude_m: float = 0.3
     max_altitude_m: float = 30.0
 
@@ -277,7 +283,7 @@ class PipeTracker:
         self._search_start: float | None = None
         self._search_origin: np.ndarray | None = None
         self._search_yaw0 = 0.0
-        self._scan_start_yaw: float | None = None
+        self._probing = False
         self._path: list[np.ndarray] = []
         self._travelled = 0.0
         self._last_stamp: float | None = None
@@ -505,8 +511,8 @@ class PipeTracker:
     # ------------------------------------------------------------------ control
     def _control(self, pose: Pose, stamp: float, fitted: bool) -> tuple[np.ndarray, float]:
         cfg = self.config
-        if self._scan_start_yaw is not None:
-            # looking ahead at the end turns the camera away on purpose: not a loss
+        if self._probing:
+            # looking round the end turns the camera away on purpose: not a loss
             self._last_fit_stamp = stamp
         if self.state in (TrackerState.IDLE, TrackerState.TRACKING):
             last = self._last_fit_stamp if self._last_fit_stamp is not None else self._start_stamp
@@ -582,7 +588,9 @@ class PipeTracker:
         dist = cfg.standoff_m + seg.radius
         nxt = self._next if (self._next is not None and self._next.seen >= cfg.confirm_frames) else None
         if nxt is not None:
-            switched = self._maybe_switch(c, nxt)
+            inside = float(np.dot(seg.side, nxt.direction)) > 0.5
+            late = inside and seg.foot(c) >= seg.foot(nxt.corner) - dist - 0.1
+            switched = self._maybe_switch(c, nxt, force=late)
             if switched:
                 seg = self._segment
                 dist = cfg.standoff_m + seg.radius
@@ -602,7 +610,7 @@ class PipeTracker:
                 remaining = seg.t_hi - t
                 speed = min(speed, max(0.0, 0.8 * remaining))
                 if remaining < 0.08:
-                    return self._scan_end(pose, seg, dist)
+                    return self._probe_end(pose, seg, dist)
                 self.message = f"pipe end ahead in {remaining:.2f} m"
             else:
                 self.message = "tracking"
@@ -611,31 +619,41 @@ class PipeTracker:
         err = target - c
         ff = speed * max(0.0, 1.0 - float(np.linalg.norm(err)) / 0.5) * seg.direction
         v = ff + cfg.position_gain * err
-        yaw_rate = self._yaw_rate_to(pose, self._facing_yaw(side))
-        return self._limit_altitude(pose, v), yaw_rate
+        yaw = self._facing_yaw(side)
+        ahead = _horizontal_unit(seg.direction)
+        if ahead is not None and abs(seg.direction[2]) < 0.8 and cfg.lead_yaw_deg:
+            # look a little ahead along the pipe: an inside turn comes into view earlier
+            sign = 1.0 if np.cross(-side, ahead)[2] >= 0 else -1.0
+            yaw += sign * math.radians(cfg.lead_yaw_deg)
+        return self._limit_altitude(pose, v), self._yaw_rate_to(pose, yaw)
 
     @staticmethod
     def _facing_yaw(side: np.ndarray) -> float:
         f = -side
         return math.atan2(f[1], f[0])
 
-    def _maybe_switch(self, c: np.ndarray, nxt: _Continuation) -> bool:
-        """Switch to the continuation once the UAV is at a valid pose beside it."""
+    def _maybe_switch(self, c: np.ndarray, nxt: _Continuation, force: bool = False) -> bool:
+        """Switch to the continuation once the UAV is at a valid pose beside it.
+
+        ``force`` switches regardless (an inside turn seen late: the pose beside the next
+        piece is then behind the UAV, and going on along the current one would hit it).
+        """
         cfg = self.config
         u = c - nxt.corner
         t_b = float(np.dot(u, nxt.direction))
         off = u - t_b * nxt.direction
         d_off = float(np.linalg.norm(off))
         want = cfg.standoff_m + nxt.radius
-        if t_b < -0.05 or d_off < 1e-6 or abs(d_off - want) > 0.25:
-            return False
-        if float(np.dot(off / d_off, nxt.side)) < math.cos(math.radians(25.0)):
-            return False
+        if not force:
+            if t_b < -0.05 or d_off < 1e-6 or abs(d_off - want) > 0.25:
+                return False
+            if float(np.dot(off / d_off, nxt.side)) < math.cos(math.radians(25.0)):
+                return False
         old = self._segment
         self._segment = _Segment(point=nxt.corner.copy(), direction=nxt.direction.copy(),
                                  radius=nxt.radius, side=nxt.side.copy(), t_hi=max(t_b, 0.3))
         self._next = None
-        self._scan_start_yaw = None
+        self._probing = False
         turn = math.degrees(math.acos(float(np.clip(np.dot(old.direction, nxt.direction), -1, 1))))
         self.message = f"turned onto the next piece ({turn:.0f} deg elbow)"
         _LOG.info(self.message)
@@ -666,26 +684,47 @@ class PipeTracker:
         self.message = "turning round the outside of an elbow"
         return self._limit_altitude(pose, v), self._yaw_rate_to(pose, self._facing_yaw(look))
 
-    def _scan_end(self, pose: Pose, seg: _Segment, dist: float) -> tuple[np.ndarray, float]:
-        """At the apparent end: look ahead (an inside turn is out of view) before DONE."""
-        cfg = self.config
-        target = seg.point + seg.t_hi * seg.direction + dist * seg.side
-        v = cfg.position_gain * (target - pose.position)
-        base = self._facing_yaw(seg.side)
-        ahead = _horizontal_unit(seg.direction)
-        if ahead is None:  # a riser ends: the camera cannot look further up or down
-            return self._finish(pose, v)
-        fwd = -seg.side
-        sign = 1.0 if np.cross(fwd, ahead)[2] >= 0 else -1.0
-        goal = base + sign * math.radians(cfg.end_scan_yaw_deg)
-        if self._scan_start_yaw is None:
-            self._scan_start_yaw = _camera_yaw(pose)
-        if abs(_wrap(goal - _camera_yaw(pose))) < math.radians(3.0):
-            return self._finish(pose, v)
-        self.message = "at the apparent end: looking ahead for a continuation"
-        return self._limit_altitude(pose, v), self._yaw_rate_to(pose, goal)
+    def _probe_end(self, pose: Pose, seg: _Segment, dist: float) -> tuple[np.ndarray, float]:
+        """At the apparent end, look round it before reporting DONE.
 
-    def _finish(self, pose: Pose, v: np.ndarray) -> tuple[np.ndarray, float]:
+        A pipe that turns away from the camera hides behind its own elbow from a level
+        camera beside it, so the UAV goes round the end (up to ``end_probe_deg`` at the
+        stand-off distance, looking at it) or, at the top or bottom of a riser, over- or
+        undershoots it by ``end_probe_overshoot_m``. A continuation found meanwhile is taken
+        by the elbow logic; otherwise the mission is DONE.
+        """
+        cfg = self.config
+        self._probing = True
+        end = seg.point + seg.t_hi * seg.direction
+        ahead = _horizontal_unit(seg.direction)
+        if ahead is None or abs(seg.direction[2]) > 0.8:
+            goal_t = seg.t_hi + cfg.end_probe_overshoot_m
+            t = seg.foot(pose.position)
+            target = seg.point + min(t + 0.3, goal_t) * seg.direction + dist * seg.side
+            if t >= goal_t - 0.05:
+                return self._finish()
+            v = cfg.position_gain * (target - pose.position)
+            self.message = "at the end of a riser: looking beyond it for a continuation"
+            return self._limit_altitude(pose, v), self._yaw_rate_to(pose, self._facing_yaw(seg.side))
+        e1 = seg.side
+        e2 = ahead - np.dot(ahead, e1) * e1
+        e2 = _unit(e2)
+        total = math.radians(cfg.end_probe_deg)
+        u = pose.position - end
+        phi_now = math.atan2(np.dot(u, e2), np.dot(u, e1))
+        if phi_now >= total - math.radians(3.0):
+            return self._finish()
+        phi = float(np.clip(phi_now, 0.0, total))
+        look = math.cos(phi) * e1 + math.sin(phi) * e2
+        tangent = -math.sin(phi) * e1 + math.cos(phi) * e2
+        target = end + dist * look
+        err = target - pose.position
+        v = cfg.speed_mps * max(0.0, 1.0 - float(np.linalg.norm(err)) / 0.5) * tangent
+        v = v + cfg.position_gain * err
+        self.message = "at the apparent end: going round it to look for a continuation"
+        return self._limit_altitude(pose, v), self._yaw_rate_to(pose, self._facing_yaw(look))
+
+    def _finish(self) -> tuple[np.ndarray, float]:
         self.state = TrackerState.DONE
         self.message = (f"DONE: reached the end of the pipe after {self._travelled:.2f} m; "
                         "hovering")

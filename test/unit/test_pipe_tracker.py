@@ -1,0 +1,177 @@
+"""Pipe tracker: cylinder fit on synthetic clouds and depth, closed loop on analytic scenes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from anomaly_inspection_core.control.cylinder_fit import CylinderFitConfig, depth_to_oriented_points
+from anomaly_inspection_core.control.pipe_tracker import (
+    PipeTracker,
+    PipeTrackerConfig,
+    TrackerState,
+    fit_cylinder,
+)
+from anomaly_inspection_core.geometry.camera import CameraIntrinsics
+from test_pipe_tracker_scene import PipeScene, Uav, distance_to_polyline
+
+K = CameraIntrinsics.from_fov(160, 120, 60.0)
+RADIUS = 0.15
+STANDOFF = 1.0
+
+
+def _cylinder_cloud(rng: np.random.Generator, center: np.ndarray, axis: np.ndarray, radius: float,
+                    n: int, noise: float) -> np.ndarray:
+    """Points on the camera-facing half of a cylinder of length 1.5 m."""
+    axis = axis / np.linalg.norm(axis)
+    to_cam = -center - np.dot(-center, axis) * axis
+    e1 = to_cam / np.linalg.norm(to_cam)
+    e2 = np.cross(axis, e1)
+    ang = rng.uniform(-1.2, 1.2, n)
+    t = rng.uniform(-0.75, 0.75, n)
+    pts = center + t[:, None] * axis + radius * (np.cos(ang)[:, None] * e1 + np.sin(ang)[:, None] * e2)
+    return pts + rng.normal(scale=noise, size=pts.shape)
+
+
+def test_fit_cylinder_on_a_noisy_cloud_with_a_plane() -> None:
+    rng = np.random.default_rng(1)
+    center = np.array([0.1, -0.05, 1.3])
+    axis = np.array([1.0, 0.2, 0.1])
+    pipe = _cylinder_cloud(rng, center, axis, 0.12, 1500, 0.002)
+    # a "ground" plane under it (camera frame: y down)
+    plane = np.column_stack([rng.uniform(-1, 1, 1500), np.full(1500, 0.6), rng.uniform(0.8, 3, 1500)])
+    est = fit_cylinder(np.vstack([pipe, plane]), CylinderFitConfig())
+    assert est is not None
+    assert est.radius == pytest.approx(0.12, abs=0.01)
+    assert abs(np.dot(est.direction, axis / np.linalg.norm(axis))) > math.cos(math.radians(3))
+    assert est.distance_to_axis(center) < 0.02
+    assert 0.3 < est.inlier_ratio < 0.7
+
+
+def test_fit_cylinder_returns_none_without_a_cylinder() -> None:
+    rng = np.random.default_rng(2)
+    plane = np.column_stack([rng.uniform(-1, 1, 2000), rng.uniform(-1, 1, 2000), np.full(2000, 2.0)])
+    assert fit_cylinder(plane + rng.normal(scale=0.002, size=plane.shape)) is None
+
+
+def test_fit_cylinder_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="shape"):
+        fit_cylinder(np.zeros((10, 2)))
+
+
+def test_depth_fit_finds_the_pipe_not_the_ground_or_posts() -> None:
+    scene = PipeScene([[0, 0, 1.2], [6, 0, 1.2]], radius=RADIUS, posts_every_m=0.7)
+    uav = Uav(2.0, -(STANDOFF + RADIUS), 1.2, math.pi / 2)
+    depth = scene.render(K, uav.pose)
+    op = depth_to_oriented_points(depth, K, stride=1)
+    est = fit_cylinder(op.points, CylinderFitConfig(), normals=op.normals)
+    assert est is not None
+    est_map = est.transformed(uav.pose)
+    assert est_map.radius == pytest.approx(RADIUS, abs=0.005)
+    assert abs(est_map.direction[0]) > 0.999
+    assert est_map.distance_to_axis(np.array([2.0, 0.0, 1.2])) < 0.01
+    assert est_map.point[2] == pytest.approx(1.2, abs=0.01)
+
+
+def test_depth_image_must_match_intrinsics() -> None:
+    tracker = PipeTracker()
+    with pytest.raises(ValueError, match="intrinsics"):
+        tracker.update(np.zeros((10, 10), np.float32), K, Uav(0, 0, 1, 0).pose, 0.0)
+
+
+def test_config_validation_names_the_field() -> None:
+    with pytest.raises(ValueError, match="start_direction"):
+        PipeTrackerConfig(start_direction="sideways")
+    with pytest.raises(ValueError, match="standoff_m"):
+        PipeTrackerConfig(standoff_m=0.0)
+    with pytest.raises(ValueError, match="unknown pipe tracker parameter"):
+        PipeTrackerConfig.from_dict({"standof_m": 1.0})
+    cfg = PipeTrackerConfig.from_dict({"speed_mps": 0.4, "fit": {"radius_max_m": 0.3}})
+    assert cfg.speed_mps == 0.4 and cfg.fit.radius_max_m == 0.3
+
+
+def _fly(scene: PipeScene, uav: Uav, config: PipeTrackerConfig, max_time_s: float,
+         dt: float = 0.15, remove_pipe_at_s: float | None = None) -> dict:
+    """Closed loop: render depth, update the tracker, integrate the command."""
+    tracker = PipeTracker(config)
+    empty = PipeScene([[0, 0, -5], [1, 0, -5]], posts_every_m=0, flanges_every_m=0)
+    errors, in_view, states = [], [], []
+    axis_samples = _sample_polyline(scene.waypoints, 0.05)
+    t = 0.0
+    cmd = None
+    while t < max_time_s:
+        gone = remove_pipe_at_s is not None and t >= remove_pipe_at_s
+        pose = uav.pose
+        cmd = tracker.update((empty if gone else scene).render(K, pose), K, pose, t)
+        states.append(cmd.state)
+        if not gone:
+            errors.append(distance_to_polyline(uav.position, scene.waypoints) - RADIUS - STANDOFF)
+            # a stretch of the pipe axis (>= 0.3 m) nearby must project into the image
+            uv, front = K.project(pose.inverse().transform_points(axis_samples))
+            near = np.linalg.norm(axis_samples - uav.position, axis=1) < 3.0
+            inside = front & near & (uv[:, 0] >= 0) & (uv[:, 0] < K.width) & (uv[:, 1] >= 0) & (
+                uv[:, 1] < K.height)
+            in_view.append(int(inside.sum()) >= 6)
+        if cmd.state in (TrackerState.DONE, TrackerState.ABORTED):
+            break
+        uav.step(cmd.linear_body, cmd.yaw_rate, dt)
+        t += dt
+    return {"cmd": cmd, "errors": np.array(errors), "in_view": np.array(in_view),
+            "states": states, "time": t, "tracker": tracker}
+
+
+def _sample_polyline(waypoints: list, step: float) -> np.ndarray:
+    pts = [np.asarray(w, float) for w in waypoints]
+    out = [a + s * (b - a) for a, b in zip(pts[:-1], pts[1:])
+           for s in np.linspace(0.0, 1.0, max(2, int(np.linalg.norm(b - a) / step)))]
+    return np.array(out)
+
+
+FAST = PipeTrackerConfig(standoff_m=STANDOFF, speed_mps=0.4, depth_stride=1, start_direction="right")
+
+ELBOW_SCENES = {
+    # horizontal elbow turning away from the UAV (it goes round the outside)
+    "horizontal_outside": [[0, 0, 1.2], [2.5, 0, 1.2], [2.5, 2.0, 1.2]],
+    # horizontal elbow turning towards the UAV (the inside of the turn)
+    "horizontal_inside": [[0, 0, 1.2], [2.5, 0, 1.2], [2.5, -2.2, 1.2]],
+    # vertical riser up, then horizontal again
+    "riser": [[0, 0, 1.2], [2.5, 0, 1.2], [2.5, 0, 2.6], [4.0, 0, 2.6]],
+}
+
+
+@pytest.mark.parametrize("name", sorted(ELBOW_SCENES))
+def test_closed_loop_through_elbows_keeps_pipe_in_view_and_standoff(name: str) -> None:
+    waypoints = ELBOW_SCENES[name]
+    scene = PipeScene(waypoints, radius=RADIUS)
+    uav = Uav(1.0, -(STANDOFF + RADIUS), 1.2, math.pi / 2)
+    run = _fly(scene, uav, FAST, max_time_s=60.0)
+    assert run["cmd"].state == TrackerState.DONE, run["cmd"].message
+    assert np.max(np.abs(run["errors"])) < 0.25
+    assert run["in_view"].all()
+    # it got to the far end of the last piece
+    end = np.asarray(waypoints[-1], float)
+    assert np.linalg.norm(run["tracker"].path[-1] - end) < 1.6
+    assert TrackerState.SEARCHING not in run["states"]
+    assert run["cmd"].distance_travelled > 3.0
+
+
+def test_pipe_that_vanishes_ends_in_aborted() -> None:
+    scene = PipeScene([[0, 0, 1.2], [6, 0, 1.2]], radius=RADIUS)
+    uav = Uav(2.0, -(STANDOFF + RADIUS), 1.2, math.pi / 2)
+    cfg = PipeTrackerConfig(speed_mps=0.4, depth_stride=1, search_timeout_s=4.0)
+    run = _fly(scene, uav, cfg, max_time_s=20.0, remove_pipe_at_s=1.5)
+    assert run["cmd"].state == TrackerState.ABORTED
+    assert "not re-acquired" in run["cmd"].message
+    assert TrackerState.SEARCHING in run["states"]
+    assert np.allclose(run["cmd"].linear_body, 0.0) and run["cmd"].yaw_rate == 0.0
+
+
+def test_no_pipe_at_all_aborts_from_idle() -> None:
+    scene = PipeScene([[0, 0, -5], [1, 0, -5]], posts_every_m=0, flanges_every_m=0)
+    uav = Uav(0.0, 0.0, 1.2, 0.0)
+    cfg = PipeTrackerConfig(depth_stride=1, search_timeout_s=2.0)
+    run = _fly(scene, uav, cfg, max_time_s=10.0)
+    assert run["states"][0] == TrackerState.IDLE
+    assert run["cmd"].state == TrackerState.ABORTED
