@@ -120,6 +120,7 @@ class SimWorld:
         self.intrinsics = CameraIntrinsics.from_fov(self.width, self.height, scenario.camera.fov_y_deg)
         self.defect_by_id: dict[int, DefectSpec] = {d.id: d for d in scenario.defects}
         b = _MjcfBuilder(scenario.seed)
+        self._scene_centre = self._centre_of(scenario)
         self._host_rgb: dict[str, tuple[float, float, float]] = {}
         if scenario.kind == "pipeline":
             self._build_pipeline(b)
@@ -159,6 +160,15 @@ class SimWorld:
                  self.model.nmesh, len(scenario.defects))
 
     # ------------------------------------------------------------------------------ building
+    @staticmethod
+    def _centre_of(scenario: Scenario) -> np.ndarray:
+        if scenario.kind == "pipeline":
+            pts = scenario.pipeline.points
+            return 0.5 * (pts.min(axis=0) + pts.max(axis=0))
+        if scenario.kind == "workcell":
+            return np.array([*scenario.workcell.table.position[:2], 0.8])
+        return np.array([0.0, 0.0, 1.0])
+
     def _xml(self, b: _MjcfBuilder) -> str:
         lt = self.scenario.lighting
         az, el = math.radians(lt.sun_azimuth_deg), math.radians(lt.sun_elevation_deg)
@@ -167,6 +177,8 @@ class SimWorld:
         sky = b.texture(textures.sky(), "sky")
         b.asset_xml.append(f'<texture name="skybox" type="skybox" file="{sky}.png" gridsize="1 1" gridlayout="."/>')
         amb = lt.ambient
+        centre = self._scene_centre
+        sun_pos = centre - sun_dir * 15.0
         i = lt.intensity
         return f"""<mujoco model="{self.scenario.name}">
   <compiler angle="radian"/>
@@ -174,13 +186,13 @@ class SimWorld:
     <global offwidth="{self.width}" offheight="{self.height}" fovy="{self.scenario.camera.fov_y_deg}"/>
     <quality shadowsize="{2048 if lt.shadows else 0}" offsamples="0"/>
     <headlight ambient="{amb} {amb} {amb}" diffuse="0.12 0.12 0.12" specular="0.05 0.05 0.05"/>
-    <map znear="0.01" zfar="50"/>
+    <map znear="0.01" zfar="50" shadowclip="0.8"/>
   </visual>
   <asset>
     {chr(10).join(b.asset_xml)}
   </asset>
   <worldbody>
-    <light name="sun" directional="true" castshadow="{str(lt.shadows).lower()}" pos="0 0 30" dir="{_fmt(sun_dir)}" diffuse="{i} {i * 0.97} {i * 0.92}" specular="0.25 0.25 0.25"/>
+    <light name="sun" directional="true" castshadow="{str(lt.shadows).lower()}" pos="{_fmt(sun_pos)}" dir="{_fmt(sun_dir)}" diffuse="{i} {i * 0.97} {i * 0.92}" specular="0.25 0.25 0.25"/>
     <light name="fill" directional="true" castshadow="false" pos="0 0 30" dir="{_fmt(fill_dir)}" diffuse="{0.25 * i} {0.26 * i} {0.28 * i}" specular="0 0 0"/>
     <camera name="inspection" pos="0 0 2" fovy="{self.scenario.camera.fov_y_deg}"/>
     {chr(10).join(b.body_xml)}
