@@ -1,0 +1,382 @@
+"""Defect mapper node: anomaly results + depth + CameraInfo + camera pose -> fused 3D defects, markers, report.
+
+Inputs (relative to the namespace; all paired by stamp):
+
+* ``anomaly/result`` (AnomalyResult) and ``anomaly/map`` (32FC1) from the detector
+* ``camera/depth/image_raw`` (32FC1 metres or 16UC1 millimetres), ``camera/camera_info``
+* camera pose: ``camera/pose`` (PoseStamped in ``map``), or tf2 (``use_tf``) on a full ROS 2 install
+* ``camera/image_raw`` (optional, for evidence crops in the report)
+* ``ground_truth/defects`` (DefectArray, transient local; optional: only for the report's evaluation)
+
+Outputs: ``defects`` (DefectArray in ``map``, confirmed defects), ``defect_markers`` (MarkerArray),
+``anomaly_points`` (PointCloud2, optional) and, on ``report/write`` (std_srvs/Trigger), report.json
+and report.html in ``output_dir``.
+
+Every input is validated; an invalid or unpaired message is dropped with a throttled warning.
+Buffers are bounded; a result whose inputs do not arrive within ``pairing_timeout_s`` is dropped.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import ColorRGBA, Header, String
+from std_srvs.srv import Trigger
+from visualization_msgs.msg import Marker, MarkerArray
+
+from anomaly_inspection.msg import AnomalyResult, Defect, DefectArray
+from anomaly_inspection_core.geometry.camera import CameraIntrinsics, Pose
+from anomaly_inspection_core.geometry.fusion import DefectFuser, FusedDefect, FusionConfig
+from anomaly_inspection_core.geometry.localization import (LocalizationConfig, RegionObservation,
+                                                          localize_regions)
+
+from . import conversions as conv
+from .node_utils import ThrottledWarner, declare_config, latched_qos, qos_from_name, run_node
+
+
+@dataclass
+class MapperNodeConfig:
+    map_frame: str = "map"
+    image_qos: str = "sensor_data"
+    pairing_tolerance_s: float = field(default=0.02, metadata={"help": "max stamp difference for depth/pose/info"})
+    pairing_timeout_s: float = field(default=2.0, metadata={"help": "drop a result whose inputs never arrive"})
+    buffer_size: int = field(default=60, metadata={"help": "messages kept per input topic"})
+    use_tf: bool = field(default=False, metadata={"help": "camera pose from tf2 (full ROS 2 install) instead of camera/pose"})
+    min_region_area_px: int = 12
+    gate_m: float = 0.08
+    min_views: int = 2
+    min_score: float = 0.55
+    publish_points: bool = True
+    output_dir: str = field(default="", metadata={"help": "folder for report.json / report.html"})
+    scenario: str = field(default="", metadata={"help": "scenario name/path, only to draw the asset in the report"})
+    mission_name: str = ""
+    report_gate_m: float = 0.10
+
+
+def _score_color(score: float) -> ColorRGBA:
+    """Yellow at the threshold (0.5) to red at 1.0 and above."""
+    t = float(np.clip((score - 0.5) / 0.5, 0.0, 1.0))
+    return ColorRGBA(r=1.0, g=float(1.0 - 0.85 * t), b=0.0, a=0.8)
+
+
+class _StampBuffer:
+    """Bounded stamp -> message buffer with nearest-stamp lookup."""
+
+    def __init__(self, size: int) -> None:
+        self.items: collections.deque = collections.deque(maxlen=size)
+
+    def add(self, t: float, value) -> None:
+        self.items.append((t, value))
+
+    def nearest(self, t: float, tolerance: float):
+        best, best_dt = None, tolerance
+        for ts, value in self.items:
+            dt = abs(ts - t)
+            if dt <= best_dt:
+                best, best_dt = value, dt
+        return best
+
+    def latest(self):
+        return self.items[-1][1] if self.items else None
+
+
+class MapperNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("mapper", **kwargs)
+        self.cfg = declare_config(self, MapperNodeConfig)
+        self.warner = ThrottledWarner(self)
+        self.loc_cfg = LocalizationConfig()
+        self.fuser = DefectFuser(FusionConfig(gate_m=self.cfg.gate_m, min_views=self.cfg.min_views,
+                                              min_score=self.cfg.min_score))
+        n = max(4, int(self.cfg.buffer_size))
+        self.depth_buf, self.pose_buf = _StampBuffer(n), _StampBuffer(n)
+        self.info_buf, self.rgb_buf, self.map_buf = _StampBuffer(n), _StampBuffer(8), _StampBuffer(8)
+        self.pending: collections.deque = collections.deque(maxlen=n)
+        self.path: list[np.ndarray] = []
+        self.ground_truth: Optional[list[dict]] = None
+        self.published_ids: set[int] = set()
+        self.frames_localized = 0
+        self.latency_ms: list[float] = []
+        self.tf_buffer = self._make_tf_buffer() if self.cfg.use_tf else None
+
+        img_qos = qos_from_name(self.cfg.image_qos, depth=5)
+        self.create_subscription(AnomalyResult, "anomaly/result", self._on_result, 20)
+        self.create_subscription(Image, "anomaly/map", self._on_map, qos_from_name("reliable", 5))
+        self.create_subscription(Image, "camera/depth/image_raw", self._on_depth, img_qos)
+        self.create_subscription(CameraInfo, "camera/camera_info", self._on_info, img_qos)
+        self.create_subscription(Image, "camera/image_raw", self._on_rgb, img_qos)
+        self.create_subscription(PoseStamped, "camera/pose", self._on_pose, 50)
+        self.create_subscription(DefectArray, "ground_truth/defects", self._on_ground_truth, latched_qos())
+        self.pub_defects = self.create_publisher(DefectArray, "defects", latched_qos())
+        self.pub_markers = self.create_publisher(MarkerArray, "defect_markers", latched_qos())
+        self.pub_points = self.create_publisher(PointCloud2, "anomaly_points", 5)
+        self.pub_status = self.create_publisher(String, "mapper/status", latched_qos())
+        self.create_service(Trigger, "report/write", self._on_write_report)
+        self.create_service(Trigger, "mapper/reset", self._on_reset)
+        self.create_timer(0.05, self._match_pending)
+
+    # ------------------------------------------------------------------ tf2 (optional)
+    def _make_tf_buffer(self):
+        try:
+            import tf2_ros  # type: ignore
+        except ImportError:
+            self.get_logger().warning("use_tf is set but tf2_ros is not installed: using camera/pose instead")
+            return None
+        buf = tf2_ros.Buffer()
+        self._tf_listener = tf2_ros.TransformListener(buf, self)
+        return buf
+
+    def _pose_from_tf(self, frame_id: str, stamp) -> Optional[Pose]:
+        from rclpy.time import Time
+
+        try:
+            tf = self.tf_buffer.lookup_transform(self.cfg.map_frame, frame_id, Time.from_msg(stamp))
+        except Exception as exc:  # noqa: BLE001 - tf2 raises several exception types
+            self.warner.warn("tf", f"no transform {self.cfg.map_frame} <- {frame_id}: {exc}")
+            return None
+        t, q = tf.transform.translation, tf.transform.rotation
+        return Pose(np.array([t.x, t.y, t.z]), np.array([q.x, q.y, q.z, q.w]))
+
+    # ------------------------------------------------------------------ inputs
+    def _stamp(self, header, what: str) -> Optional[float]:
+        try:
+            return conv.validate_stamp(header.stamp)
+        except conv.ConversionError as exc:
+            self.warner.warn(f"stamp_{what}", f"dropping {what}: {exc}")
+            return None
+
+    def _on_depth(self, msg: Image) -> None:
+        t = self._stamp(msg.header, "depth")
+        if t is None:
+            return
+        try:
+            self.depth_buf.add(t, conv.depth_to_metres(msg))
+        except conv.ConversionError as exc:
+            self.warner.warn("depth", f"dropping depth image: {exc}")
+
+    def _on_info(self, msg: CameraInfo) -> None:
+        t = self._stamp(msg.header, "camera_info")
+        if t is None:
+            return
+        try:
+            self.info_buf.add(t, conv.camera_info_to_intrinsics(msg))
+        except (conv.ConversionError, ValueError) as exc:
+            self.warner.warn("info", f"dropping CameraInfo: {exc}")
+
+    def _on_rgb(self, msg: Image) -> None:
+        t = self._stamp(msg.header, "image")
+        if t is None:
+            return
+        self.rgb_buf.add(t, msg)  # decoded only when a result needs it
+
+    def _on_map(self, msg: Image) -> None:
+        t = self._stamp(msg.header, "anomaly map")
+        if t is None:
+            return
+        try:
+            amap = conv.image_to_numpy(msg, allowed=("32FC1",))
+        except conv.ConversionError as exc:
+            self.warner.warn("map", f"dropping anomaly map: {exc}")
+            return
+        if not np.all(np.isfinite(amap)):
+            self.warner.warn("map_nan", "dropping anomaly map with non-finite values")
+            return
+        self.map_buf.add(t, amap)
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        t = self._stamp(msg.header, "pose")
+        if t is None:
+            return
+        if msg.header.frame_id != self.cfg.map_frame:
+            self.warner.warn("pose_frame", f"dropping pose in frame '{msg.header.frame_id}' "
+                                           f"(expected '{self.cfg.map_frame}')")
+            return
+        try:
+            pose = conv.pose_msg_to_pose(msg.pose)
+        except conv.ConversionError as exc:
+            self.warner.warn("pose", f"dropping pose: {exc}")
+            return
+        self.pose_buf.add(t, pose)
+        if not self.path or np.linalg.norm(self.path[-1] - pose.position) > 0.02:
+            self.path.append(pose.position.copy())
+
+    def _on_ground_truth(self, msg: DefectArray) -> None:
+        self.ground_truth = [{"id": int(d.id), "type": d.type,
+                              "position": [d.position.x, d.position.y, d.position.z],
+                              "size": float(max(d.size.x, d.size.y))} for d in msg.defects]
+
+    def _on_result(self, msg: AnomalyResult) -> None:
+        t = self._stamp(msg.header, "anomaly result")
+        if t is None:
+            return
+        if not (np.isfinite(msg.score) and np.isfinite(msg.pixel_threshold)):
+            self.warner.warn("result_nan", "dropping anomaly result with non-finite score/threshold")
+            return
+        self.pending.append((t, msg, time.monotonic()))
+
+    # ------------------------------------------------------------------ pairing and fusion
+    def _match_pending(self) -> None:
+        keep = collections.deque(maxlen=self.pending.maxlen)
+        while self.pending:
+            t, msg, arrived = self.pending.popleft()
+            if not msg.regions:
+                continue  # nothing to localise; the frame still counts as seen by the detector
+            tol = self.cfg.pairing_tolerance_s
+            amap = self.map_buf.nearest(t, 1e-6)
+            depth = self.depth_buf.nearest(t, tol)
+            intr = self.info_buf.nearest(t, tol) or self.info_buf.latest()
+            pose = (self._pose_from_tf(msg.header.frame_id, msg.header.stamp) if self.tf_buffer is not None
+                    else self.pose_buf.nearest(t, tol))
+            if amap is None or depth is None or intr is None or pose is None:
+                if time.monotonic() - arrived < self.cfg.pairing_timeout_s:
+                    keep.append((t, msg, arrived))
+                else:
+                    missing = [n for n, v in (("anomaly map", amap), ("depth", depth), ("CameraInfo", intr),
+                                              ("pose", pose)) if v is None]
+                    self.warner.warn("unpaired", f"dropping result at t={t:.3f}: no {', '.join(missing)} "
+                                                 f"within {tol * 1e3:.0f} ms")
+                continue
+            self._localize(t, msg, amap, depth, intr, pose)
+        self.pending = keep
+
+    def _localize(self, t: float, msg: AnomalyResult, amap: np.ndarray, depth: np.ndarray,
+                  intr: CameraIntrinsics, pose: Pose) -> None:
+        t0 = time.perf_counter()
+        if amap.shape != (intr.height, intr.width):
+            self.warner.warn("map_size", f"dropping result: anomaly map {amap.shape[::-1]} does not match "
+                                         f"CameraInfo {intr.width}x{intr.height}")
+            return
+        regions = []
+        for r in msg.regions:
+            x, y, w, h = r.bbox.x_offset, r.bbox.y_offset, r.bbox.width, r.bbox.height
+            if w == 0 or h == 0 or x + w > intr.width or y + h > intr.height:
+                self.warner.warn("bbox", f"dropping region with bbox outside the image: {(x, y, w, h)}")
+                continue
+            mask = amap[y:y + h, x:x + w] >= msg.pixel_threshold
+            if mask.sum() < self.cfg.min_region_area_px:
+                continue
+            regions.append(RegionObservation(bbox=(x, y, w, h), mask=mask, peak_score=r.peak_score,
+                                             mean_score=r.mean_score, label=r.label,
+                                             peak_xy=(int(r.peak_x), int(r.peak_y))))
+        if not regions:
+            return
+        rgb_msg = self.rgb_buf.nearest(t, 1e-6)
+        rgb = None
+        if rgb_msg is not None:
+            try:
+                rgb = conv.image_to_rgb(rgb_msg)
+            except conv.ConversionError:
+                rgb = None
+        try:
+            dets = localize_regions(regions, depth, intr, pose, t, rgb=rgb, anomaly_map=amap, config=self.loc_cfg,
+                                    depth_intrinsics=intr.scaled(depth.shape[1], depth.shape[0])
+                                    if depth.shape != (intr.height, intr.width) else None)
+        except ValueError as exc:
+            self.warner.warn("localize", f"cannot localise frame at t={t:.3f}: {exc}")
+            return
+        self.fuser.update(dets)
+        self.frames_localized += 1
+        self.latency_ms.append((time.perf_counter() - t0) * 1e3)
+        self._publish(msg.header)
+        if self.cfg.publish_points and dets and self.pub_points.get_subscription_count() > 0:
+            pts = np.array([d.position for d in dets])
+            self.pub_points.publish(conv.points_to_pointcloud2(
+                pts, Header(stamp=msg.header.stamp, frame_id=self.cfg.map_frame), np.array([d.score for d in dets])))
+
+    # ------------------------------------------------------------------ outputs
+    def _defect_msg(self, d: FusedDefect) -> Defect:
+        q = d.orientation
+        out = Defect(id=int(d.id), type=str(d.type), position=conv.point(d.position),
+                     size=conv.vector3(d.size), normal=conv.vector3(d.normal), score=float(d.score),
+                     confidence=float(d.confidence), num_views=int(d.views),
+                     first_seen=conv.sec_to_stamp(d.first_seen), last_seen=conv.sec_to_stamp(d.last_seen))
+        out.orientation.x, out.orientation.y, out.orientation.z, out.orientation.w = (float(v) for v in q)
+        return out
+
+    def _publish(self, header: Header) -> None:
+        confirmed = self.fuser.confirmed()
+        out_header = Header(stamp=header.stamp, frame_id=self.cfg.map_frame)
+        self.pub_defects.publish(DefectArray(header=out_header, defects=[self._defect_msg(d) for d in confirmed]))
+        markers = MarkerArray()
+        ids = set()
+        for d in confirmed:
+            ids.add(d.id)
+            box = Marker(header=out_header, ns="defects", id=int(d.id), type=Marker.CUBE, action=Marker.ADD)
+            box.pose.position = conv.point(d.position)
+            q = d.orientation
+            box.pose.orientation.x, box.pose.orientation.y, box.pose.orientation.z, box.pose.orientation.w = (
+                float(v) for v in q)
+            size = np.maximum(np.asarray(d.size, float), 0.005)
+            box.scale = conv.vector3(size)
+            box.color = _score_color(d.score)
+            text = Marker(header=out_header, ns="defect_labels", id=int(d.id), type=Marker.TEXT_VIEW_FACING,
+                          action=Marker.ADD)
+            text.pose.position = conv.point(np.asarray(d.position) + np.asarray(d.normal) * 0.08)
+            text.pose.orientation.w = 1.0
+            text.scale.z = 0.05
+            text.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
+            text.text = f"#{d.id} {d.type} {max(size[:2]) * 100:.0f} cm ({d.score:.2f}, {d.views} views)"
+            markers.markers.extend([box, text])
+        for gone in self.published_ids - ids:  # retracted defects: delete their markers
+            for ns in ("defects", "defect_labels"):
+                markers.markers.append(Marker(header=out_header, ns=ns, id=int(gone), action=Marker.DELETE))
+        self.published_ids = ids
+        self.pub_markers.publish(markers)
+        self.pub_status.publish(String(data=json.dumps({
+            "frames_localized": self.frames_localized, "tracks": len(self.fuser.all()),
+            "confirmed": len(confirmed)})))
+
+    # ------------------------------------------------------------------ services
+    def _on_reset(self, request, response):
+        self.fuser.reset()
+        self.path.clear()
+        self.pending.clear()
+        self._publish(Header(stamp=self.get_clock().now().to_msg()))
+        response.success, response.message = True, "defect map cleared"
+        return response
+
+    def write_report(self) -> tuple[Path, Path]:
+        from anomaly_inspection_core.report import write_report
+
+        if not self.cfg.output_dir:
+            raise ValueError("parameter output_dir is empty")
+        asset = None
+        if self.cfg.scenario:
+            from anomaly_inspection_core.scenario import load_scenario
+
+            asset = load_scenario(self.cfg.scenario).asset_geometry()
+        lat = np.asarray(self.latency_ms) if self.latency_ms else np.zeros(1)
+        mission = {"name": self.cfg.mission_name or "inspection", "frames_localized": self.frames_localized,
+                   "mapper_latency_ms_p50": float(np.median(lat)), "mapper_latency_ms_p95": float(np.percentile(lat, 95)),
+                   "tracks": len(self.fuser.all())}
+        return write_report(Path(self.cfg.output_dir), mission, self.cfg.scenario or "unknown", self.fuser.confirmed(),
+                            robot_path=np.asarray(self.path) if self.path else None,
+                            ground_truth=self.ground_truth, asset_geometry=asset, gate_m=self.cfg.report_gate_m,
+                            frame_id=self.cfg.map_frame)
+
+    def _on_write_report(self, request, response):
+        try:
+            json_path, html_path = self.write_report()
+        except Exception as exc:  # noqa: BLE001 - report errors go back to the caller, the node keeps running
+            self.get_logger().error(f"writing the report failed: {exc}")
+            response.success, response.message = False, str(exc)
+            return response
+        response.success, response.message = True, str(json_path.parent)
+        return response
+
+
+def main(args=None) -> int:
+    return run_node(MapperNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

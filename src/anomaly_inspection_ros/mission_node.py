@@ -1,0 +1,203 @@
+"""Mission coordinator: teach on the clean twin, then inspect, then write the report.
+
+It drives the other nodes only through their public interfaces (services and status topics),
+exactly as an operator's script would, and exits with status 0 when the mission completed,
+1 when it failed (pipe lost, crash, timeout). Progress goes to the log (terminal).
+
+UAV sequence: ``sim/load_clean`` -> ``detector/teach`` true -> ``tracker/start`` -> wait for
+DONE -> ``detector/teach`` false -> wait for the model -> ``sim/load_inspection`` ->
+``mapper/reset`` -> ``tracker/start`` -> wait for DONE -> ``report/write``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import rclpy
+from rclpy.node import Node
+from std_msgs.msg import String
+from std_srvs.srv import SetBool, Trigger
+
+from anomaly_inspection.msg import PipelineTrackerStatus
+
+from .node_utils import declare_config, latched_qos, run_node
+
+
+class MissionFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class MissionNodeConfig:
+    robot: str = "uav"
+    teach: bool = field(default=True, metadata={"help": "teach the detector on the clean twin first"})
+    output_dir: str = ""
+    service_timeout_s: float = 60.0
+    pass_timeout_s: float = field(default=600.0, metadata={"help": "wall-clock limit of one pass"})
+    fit_timeout_s: float = 600.0
+    drain_s: float = field(default=2.0, metadata={"help": "wait for the last frames to be mapped"})
+    progress_period_s: float = 5.0
+
+
+class MissionNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("mission", **kwargs)
+        self.cfg = declare_config(self, MissionNodeConfig)
+        if self.cfg.robot != "uav":
+            raise ValueError(f"mission_node drives 'uav' missions; robot '{self.cfg.robot}' is not supported yet")
+        self.exit_status = 1
+        self.tracker_status: Optional[PipelineTrackerStatus] = None
+        self.detector_status: dict = {}
+        self.sim_status: dict = {}
+        self.mapper_status: dict = {}
+        self.summary: dict = {}
+        self.create_subscription(PipelineTrackerStatus, "tracker/status", self._on_tracker, latched_qos())
+        self.create_subscription(String, "detector/status", lambda m: self._on_json(m, "detector_status"),
+                                 latched_qos())
+        self.create_subscription(String, "sim/status", lambda m: self._on_json(m, "sim_status"), latched_qos())
+        self.create_subscription(String, "mapper/status", lambda m: self._on_json(m, "mapper_status"),
+                                 latched_qos())
+        self.clients_ = {
+            name: self.create_client(srv, name) for name, srv in (
+                ("sim/load_clean", Trigger), ("sim/load_inspection", Trigger), ("detector/teach", SetBool),
+                ("tracker/start", Trigger), ("tracker/stop", Trigger), ("mapper/reset", Trigger),
+                ("report/write", Trigger))
+        }
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._started = False
+        self.create_timer(0.5, self._start_once)
+
+    # ------------------------------------------------------------------ status inputs
+    def _on_tracker(self, msg: PipelineTrackerStatus) -> None:
+        self.tracker_status = msg
+
+    def _on_json(self, msg: String, attr: str) -> None:
+        try:
+            setattr(self, attr, json.loads(msg.data))
+        except json.JSONDecodeError:
+            self.get_logger().warning(f"ignoring malformed {attr} message")
+
+    # ------------------------------------------------------------------ helpers
+    def _start_once(self) -> None:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+
+    def _log(self, text: str) -> None:
+        self.get_logger().info(text)
+
+    def _call(self, name: str, request=None):
+        client = self.clients_[name]
+        if not client.wait_for_service(timeout_sec=self.cfg.service_timeout_s):
+            raise MissionFailed(f"service {name} not available after {self.cfg.service_timeout_s:.0f} s")
+        future = client.call_async(request if request is not None else client.srv_type.Request())
+        deadline = time.monotonic() + self.cfg.service_timeout_s
+        while not future.done():
+            if time.monotonic() > deadline:
+                raise MissionFailed(f"service {name} did not answer")
+            time.sleep(0.02)
+        result = future.result()
+        if not result.success:
+            raise MissionFailed(f"{name} failed: {result.message}")
+        return result
+
+    def _wait(self, what: str, predicate: Callable[[], bool], timeout_s: float,
+              progress: Optional[Callable[[], str]] = None) -> None:
+        deadline = time.monotonic() + timeout_s
+        next_progress = time.monotonic() + self.cfg.progress_period_s
+        while not predicate():
+            if self.sim_status.get("state") == "crashed":
+                raise MissionFailed("the robot collided with the scene")
+            if time.monotonic() > deadline:
+                raise MissionFailed(f"timed out after {timeout_s:.0f} s waiting for {what}")
+            if progress is not None and time.monotonic() > next_progress:
+                self._log(progress())
+                next_progress += self.cfg.progress_period_s
+            time.sleep(0.05)
+
+    def _tracker_finished(self) -> bool:
+        st = self.tracker_status
+        return st is not None and st.state in (PipelineTrackerStatus.STATE_DONE, PipelineTrackerStatus.STATE_ABORTED)
+
+    def _tracker_progress(self) -> str:
+        st = self.tracker_status
+        if st is None:
+            return "waiting for the tracker"
+        text = (f"  {st.state_name.lower()}: {st.distance_travelled:5.1f} m flown, stand-off "
+                f"{st.standoff:4.2f} m")
+        if self.detector_status.get("state") == "collecting":
+            text += f", {self.detector_status.get('teach_frames', 0)} teach frames"
+        if self.mapper_status:
+            text += (f", {self.mapper_status.get('confirmed', 0)} defects confirmed "
+                     f"({self.mapper_status.get('frames_localized', 0)} frames mapped)")
+        return text
+
+    def _fly_pass(self, name: str) -> None:
+        self.tracker_status = None
+        self._call("tracker/start")
+        self._wait(f"the {name} pass", self._tracker_finished, self.cfg.pass_timeout_s, self._tracker_progress)
+        self._call("tracker/stop")
+        st = self.tracker_status
+        if st.state == PipelineTrackerStatus.STATE_ABORTED:
+            raise MissionFailed(f"{name} pass aborted: {st.message}")
+        self._log(f"{name} pass done: {st.distance_travelled:.1f} m flown ({st.message})")
+
+    # ------------------------------------------------------------------ the mission
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        try:
+            if self.cfg.teach:
+                self._log("phase 1/3: teach pass over the clean twin")
+                self._call("sim/load_clean")
+                self._call("detector/teach", SetBool.Request(data=True))
+                self._fly_pass("teach")
+                self._call("detector/teach", SetBool.Request(data=False))
+                self._log("fitting the anomaly model on the taught frames")
+                self._wait("the detector model", lambda: self.detector_status.get("state") in ("ready", "error"),
+                           self.cfg.fit_timeout_s)
+                if self.detector_status.get("state") != "ready":
+                    raise MissionFailed(f"teaching failed: {self.detector_status.get('message')}")
+                self._log(f"model ready: {self.detector_status.get('message')}")
+            self._log("phase 2/3: inspection pass")
+            self._call("sim/load_inspection")
+            self._call("mapper/reset")
+            self._fly_pass("inspection")
+            time.sleep(self.cfg.drain_s)
+            self._log("phase 3/3: report")
+            result = self._call("report/write")
+            self.summary = self._summarise(Path(result.message), time.monotonic() - t0)
+            self.exit_status = 0
+        except MissionFailed as exc:
+            self.get_logger().error(f"MISSION FAILED: {exc}")
+            self.exit_status = 1
+            try:
+                if self.cfg.output_dir and self.clients_["report/write"].service_is_ready():
+                    self._call("report/write")  # a partial report is still worth having
+            except MissionFailed:
+                pass
+        finally:
+            self.context.try_shutdown()
+
+    def _summarise(self, out: Path, elapsed: float) -> dict:
+        report = json.loads((out / "report.json").read_text())
+        ev = report.get("evaluation") or {}
+        summary = {"defects": len(report.get("defects", [])), "elapsed_s": round(elapsed, 1),
+                   "recall": ev.get("recall"), "precision": ev.get("precision"),
+                   "median_error_m": ev.get("median_error_m"), "report": str(out / "report.html")}
+        self._log(f"mission complete in {elapsed:.0f} s: {summary['defects']} defects reported"
+                  + (f", recall {ev.get('recall')}, precision {ev.get('precision')}" if ev else ""))
+        self._log(f"report: {out / 'report.html'}")
+        return summary
+
+
+def main(args=None) -> int:
+    return run_node(MissionNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,151 @@
+"""Plumbing shared by all nodes: typed configs from parameters, QoS, throttled warnings, main()."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+import typing
+from typing import Any, Callable, Optional, Type, TypeVar
+
+import rclpy
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_profile_sensor_data)
+from rcl_interfaces.msg import ParameterDescriptor
+
+T = TypeVar("T")
+
+# Fast DDS fragments large samples over UDP and loses most best-effort images between
+# processes with its default transports; LARGE_DATA (TCP + shared memory) delivers them.
+DDS_ENV_DEFAULTS = {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}
+
+
+def apply_dds_environment(env: Optional[dict] = None) -> dict:
+    """Set the DDS transport defaults (only where unset) in ``env`` (default: os.environ)."""
+    target = os.environ if env is None else env
+    for key, value in DDS_ENV_DEFAULTS.items():
+        target.setdefault(key, value)
+    return target
+
+
+def qos_from_name(name: str, depth: int = 1) -> QoSProfile:
+    """'sensor_data' (best effort, keep last ``depth``) or 'reliable' (reliable, keep last ``depth``)."""
+    if name in ("sensor_data", "best_effort"):
+        q = QoSProfile(depth=depth)
+        q.reliability = ReliabilityPolicy.BEST_EFFORT
+        q.history = HistoryPolicy.KEEP_LAST
+        q.durability = qos_profile_sensor_data.durability
+        return q
+    if name == "reliable":
+        return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+    raise ValueError(f"unknown QoS profile '{name}' (use sensor_data or reliable)")
+
+
+def latched_qos(depth: int = 1) -> QoSProfile:
+    """Reliable + transient local: late subscribers get the last message (ground truth, maps)."""
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL, history=HistoryPolicy.KEEP_LAST)
+
+
+class ThrottledWarner:
+    """Warn at most once per ``period_s`` per key, counting what was suppressed."""
+
+    def __init__(self, node: Node, period_s: float = 5.0) -> None:
+        self._node = node
+        self._period = period_s
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+        self.counts: dict[str, int] = {}
+
+    def warn(self, key: str, message: str) -> None:
+        self.counts[key] = self.counts.get(key, 0) + 1
+        now = time.monotonic()
+        if now - self._last.get(key, -1e9) >= self._period:
+            n = self._suppressed.pop(key, 0)
+            suffix = f" ({n} similar suppressed)" if n else ""
+            self._node.get_logger().warning(f"{message}{suffix}")
+            self._last[key] = now
+        else:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+
+
+def _param_type_ok(value: Any) -> bool:
+    if isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)) and value:
+        return all(isinstance(v, type(value[0])) for v in value) and isinstance(value[0], (bool, int, float, str))
+    return False
+
+
+def declare_config(node: Node, cls: Type[T], prefix: str = "") -> T:
+    """Declare one parameter per dataclass field (default = field default) and build ``cls`` from them.
+
+    Field docstrings come from ``cls.__doc__``-style ``metadata={'help': ...}`` where given.
+    Types are checked once here, so nodes read a typed config instead of scattered parameters.
+    """
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        else:
+            raise TypeError(f"{cls.__name__}.{f.name} needs a default to become a parameter")
+        if isinstance(default, tuple):
+            default = list(default)
+        if not _param_type_ok(default):
+            continue  # not representable as a parameter: keep the dataclass default
+        name = f"{prefix}{f.name}"
+        descriptor = ParameterDescriptor(description=str(f.metadata.get("help", "")))
+        node.declare_parameter(name, default, descriptor)
+        value = node.get_parameter(name).value
+        hint = hints.get(f.name)
+        if hint is float and isinstance(value, int):
+            value = float(value)
+        if isinstance(f.default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        values[f.name] = value
+    return cls(**values)
+
+
+def run_node(factory: Callable[[], Node], args: Optional[list[str]] = None,
+             executor_factory: Optional[Callable[[], Any]] = None) -> int:
+    """Standard ``main()``: init, spin until Ctrl-C or shutdown, clean up. Returns an exit status."""
+    apply_dds_environment()
+    rclpy.init(args=args if args is not None else sys.argv)
+    node = None
+    status = 0
+    try:
+        node = factory()
+        if executor_factory is not None:
+            executor = executor_factory()
+            executor.add_node(node)
+            executor.spin()
+        else:
+            rclpy.spin(node)
+        status = int(getattr(node, "exit_status", 0))
+    except KeyboardInterrupt:
+        pass
+    except rclpy.executors.ExternalShutdownException:
+        pass
+    finally:
+        if node is not None:
+            status = int(getattr(node, "exit_status", status))
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return status
+
+
+def use_sim_time_default(node: Node) -> bool:
+    return bool(node.get_parameter("use_sim_time").value)
+
+
+__all__ = [
+    "apply_dds_environment", "qos_from_name", "latched_qos", "ThrottledWarner", "declare_config", "run_node",
+    "Parameter",
+]

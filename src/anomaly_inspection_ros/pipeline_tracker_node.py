@@ -1,0 +1,218 @@
+"""Depth-only pipeline tracker node for the UAV: follows a pipe's centreline at a stand-off.
+
+Inputs (relative to the namespace): ``camera/depth/image_raw`` (32FC1 m / 16UC1 mm),
+``camera/camera_info``, ``camera/pose`` (the UAV's own odometry of its camera, PoseStamped in
+``map``). Never ground-truth geometry.
+
+Outputs: ``cmd_vel`` (geometry_msgs/Twist, level body frame), ``tracker/status``
+(anomaly_inspection/PipelineTrackerStatus), ``tracker/axis_markers`` (MarkerArray: the fitted
+axis of this frame and the fused pipe piece), ``tracker/path`` (nav_msgs/Path, flown path).
+
+Services: ``tracker/start`` and ``tracker/stop`` (std_srvs/Trigger). While stopped, or once
+DONE/ABORTED, it commands a hover (zero velocity).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+from geometry_msgs.msg import Point, PoseStamped, Twist
+from nav_msgs.msg import Path
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import ColorRGBA, Header
+from std_srvs.srv import Trigger
+from visualization_msgs.msg import Marker, MarkerArray
+
+from anomaly_inspection.msg import PipelineTrackerStatus
+from anomaly_inspection_core.control.pipe_tracker import PipeTracker, PipeTrackerConfig, TrackerState
+
+from . import conversions as conv
+from .node_utils import ThrottledWarner, declare_config, latched_qos, qos_from_name, run_node
+
+_STATE_CODES = {
+    TrackerState.IDLE: PipelineTrackerStatus.STATE_IDLE,
+    TrackerState.TRACKING: PipelineTrackerStatus.STATE_TRACKING,
+    TrackerState.SEARCHING: PipelineTrackerStatus.STATE_SEARCHING,
+    TrackerState.DONE: PipelineTrackerStatus.STATE_DONE,
+    TrackerState.ABORTED: PipelineTrackerStatus.STATE_ABORTED,
+}
+
+
+@dataclass
+class TrackerNodeConfig:
+    map_frame: str = "map"
+    image_qos: str = "sensor_data"
+    autostart: bool = field(default=False, metadata={"help": "start tracking without a tracker/start call"})
+    pairing_tolerance_s: float = 0.02
+    standoff_m: float = 1.0
+    standoff_tolerance_m: float = 0.25
+    speed_mps: float = 0.3
+    start_direction: str = field(default="left", metadata={"help": "image direction to fly first: left|right|up|down"})
+    search_timeout_s: float = 20.0
+    lost_timeout_s: float = 0.8
+    max_yaw_rate: float = 0.6
+
+
+class PipelineTrackerNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("pipeline_tracker", **kwargs)
+        self.cfg = declare_config(self, TrackerNodeConfig)
+        self.tracker_cfg = PipeTrackerConfig(
+            standoff_m=self.cfg.standoff_m, standoff_tolerance_m=self.cfg.standoff_tolerance_m,
+            speed_mps=self.cfg.speed_mps, start_direction=self.cfg.start_direction,
+            search_timeout_s=self.cfg.search_timeout_s, lost_timeout_s=self.cfg.lost_timeout_s,
+            max_yaw_rate=self.cfg.max_yaw_rate)
+        self.tracker = PipeTracker(self.tracker_cfg)
+        self.warner = ThrottledWarner(self)
+        self.active = bool(self.cfg.autostart)
+        self.intrinsics = None
+        self._depth: dict[float, tuple[np.ndarray, Header]] = {}
+        self._poses: dict[float, object] = {}
+        self.last_command = None
+        self.frames = 0
+
+        img_qos = qos_from_name(self.cfg.image_qos, depth=2)
+        self.create_subscription(Image, "camera/depth/image_raw", self._on_depth, img_qos)
+        self.create_subscription(CameraInfo, "camera/camera_info", self._on_info, img_qos)
+        self.create_subscription(PoseStamped, "camera/pose", self._on_pose, 20)
+        self.pub_cmd = self.create_publisher(Twist, "cmd_vel", 10)
+        self.pub_status = self.create_publisher(PipelineTrackerStatus, "tracker/status", latched_qos())
+        self.pub_markers = self.create_publisher(MarkerArray, "tracker/axis_markers", 5)
+        self.pub_path = self.create_publisher(Path, "tracker/path", latched_qos())
+        self.create_service(Trigger, "tracker/start", self._on_start)
+        self.create_service(Trigger, "tracker/stop", self._on_stop)
+
+    # ------------------------------------------------------------------ services
+    def _on_start(self, request, response):
+        self.tracker.reset()
+        self.active = True
+        response.success, response.message = True, "tracking started"
+        self.get_logger().info("tracking started")
+        return response
+
+    def _on_stop(self, request, response):
+        self.active = False
+        self.pub_cmd.publish(Twist())
+        response.success, response.message = True, "stopped (hovering)"
+        return response
+
+    # ------------------------------------------------------------------ inputs
+    def _on_info(self, msg: CameraInfo) -> None:
+        try:
+            self.intrinsics = conv.camera_info_to_intrinsics(msg)
+        except (conv.ConversionError, ValueError) as exc:
+            self.warner.warn("info", f"dropping CameraInfo: {exc}")
+
+    def _on_depth(self, msg: Image) -> None:
+        try:
+            t = conv.validate_stamp(msg.header.stamp)
+            depth = conv.depth_to_metres(msg)
+        except conv.ConversionError as exc:
+            self.warner.warn("depth", f"dropping depth image: {exc}")
+            return
+        self._depth = {t: (depth, msg.header)}  # newest only: the tracker controls on fresh data
+        self._try_pair()
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        try:
+            t = conv.validate_stamp(msg.header.stamp)
+            if msg.header.frame_id != self.cfg.map_frame:
+                raise conv.ConversionError(f"pose frame '{msg.header.frame_id}' is not '{self.cfg.map_frame}'")
+            pose = conv.pose_msg_to_pose(msg.pose)
+        except conv.ConversionError as exc:
+            self.warner.warn("pose", f"dropping pose: {exc}")
+            return
+        self._poses[t] = pose
+        if len(self._poses) > 20:
+            for old in sorted(self._poses)[:-20]:
+                del self._poses[old]
+        self._try_pair()
+
+    def _try_pair(self) -> None:
+        if not self._depth or self.intrinsics is None:
+            return
+        (t, (depth, header)), = self._depth.items()
+        match = [ts for ts in self._poses if abs(ts - t) <= self.cfg.pairing_tolerance_s]
+        if not match:
+            return
+        pose = self._poses[min(match, key=lambda ts: abs(ts - t))]
+        self._depth = {}
+        if depth.shape != (self.intrinsics.height, self.intrinsics.width):
+            self.warner.warn("size", f"dropping depth {depth.shape[::-1]}: CameraInfo says "
+                                     f"{self.intrinsics.width}x{self.intrinsics.height}")
+            return
+        self._process(t, depth, pose, header)
+
+    # ------------------------------------------------------------------ control
+    def _process(self, t: float, depth: np.ndarray, pose, header: Header) -> None:
+        if not self.active:
+            return
+        try:
+            cmd = self.tracker.update(depth, self.intrinsics, pose, t)
+        except ValueError as exc:
+            self.warner.warn("update", f"tracker rejected frame at t={t:.3f}: {exc}")
+            return
+        self.frames += 1
+        prev_state = self.last_command.state if self.last_command is not None else None
+        self.last_command = cmd
+        twist = Twist()
+        twist.linear.x, twist.linear.y, twist.linear.z = (float(v) for v in cmd.linear_body)
+        twist.angular.z = float(cmd.yaw_rate)
+        self.pub_cmd.publish(twist)
+        if cmd.state != prev_state:
+            log = self.get_logger().error if cmd.state == TrackerState.ABORTED else self.get_logger().info
+            log(f"tracker: {cmd.state.value}: {cmd.message}")
+        self._publish_status(cmd, header)
+        if self.frames % 5 == 0 or cmd.state in (TrackerState.DONE, TrackerState.ABORTED):
+            self._publish_markers(cmd, header)
+            self._publish_path(header)
+
+    def _publish_status(self, cmd, header: Header) -> None:
+        st = PipelineTrackerStatus(header=Header(stamp=header.stamp, frame_id=header.frame_id))
+        st.state = _STATE_CODES[cmd.state]
+        st.state_name = cmd.state.value
+        st.message = cmd.message
+        if cmd.estimate is not None:
+            st.axis_point = conv.point(cmd.estimate.point)
+            st.axis_direction = conv.vector3(cmd.estimate.direction)
+            st.radius = float(cmd.estimate.radius)
+            st.inlier_ratio = float(cmd.estimate.inlier_ratio)
+        st.standoff = float(cmd.standoff) if np.isfinite(cmd.standoff) else float("nan")
+        st.lateral_offset = float(cmd.lateral_offset) if np.isfinite(cmd.lateral_offset) else float("nan")
+        st.distance_travelled = float(cmd.distance_travelled)
+        self.pub_status.publish(st)
+
+    def _publish_markers(self, cmd, header: Header) -> None:
+        est = cmd.estimate_map
+        if est is None:
+            return
+        h = Header(stamp=header.stamp, frame_id=self.cfg.map_frame)
+        a, b = est.endpoints
+        line = Marker(header=h, ns="pipe_axis", id=0, type=Marker.LINE_STRIP, action=Marker.ADD)
+        line.pose.orientation.w = 1.0
+        line.scale.x = 0.02
+        line.color = ColorRGBA(r=0.1, g=0.8, b=1.0, a=1.0)
+        line.points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in (a, b)]
+        self.pub_markers.publish(MarkerArray(markers=[line]))
+
+    def _publish_path(self, header: Header) -> None:
+        h = Header(stamp=header.stamp, frame_id=self.cfg.map_frame)
+        path = Path(header=h)
+        for p in self.tracker.path[::2]:
+            ps = PoseStamped(header=h)
+            ps.pose.position = conv.point(p)
+            ps.pose.orientation.w = 1.0
+            path.poses.append(ps)
+        self.pub_path.publish(path)
+
+
+def main(args=None) -> int:
+    return run_node(PipelineTrackerNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

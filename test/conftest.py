@@ -1,0 +1,38 @@
+"""Shared test setup: headless rendering, isolated DDS domains, bounded spin helpers."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+os.environ.setdefault("MUJOCO_GL", "osmesa")
+os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+# Isolate this test process from other ROS 2 graphs on the machine (another test run, a demo).
+os.environ["ROS_DOMAIN_ID"] = str(100 + os.getpid() % 100)
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+
+
+def spin_until(executor, predicate, timeout_s: float, step_s: float = 0.02) -> bool:
+    """Spin ``executor`` until ``predicate()`` is true or ``timeout_s`` passes; returns the predicate."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        executor.spin_once(timeout_sec=step_s)
+    return bool(predicate())
+
+
+@pytest.fixture
+def ros_context():
+    """A private rclpy context, shut down after the test."""
+    import rclpy
+    from rclpy.context import Context
+
+    ctx = Context()
+    rclpy.init(context=ctx)
+    yield ctx
+    if ctx.ok():
+        rclpy.shutdown(context=ctx)
