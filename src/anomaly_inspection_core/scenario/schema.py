@@ -97,6 +97,13 @@ class PipelineSpec:
     flange_spacing: float = 6.0
     color: tuple[float, float, float] = (0.55, 0.58, 0.6)
 
+    @property
+    def centreline(self):
+        """Densely sampled centreline with the elbows (:class:`~.surfaces.Centreline`)."""
+        from .surfaces import pipe_centreline
+
+        return pipe_centreline(self.points, self.bend_radius)
+
 
 @dataclass(frozen=True)
 class BoxSpec:
