@@ -122,6 +122,8 @@ class PipeTrackerConfig:
     end_probe_deg: float = 90.0
     #: how far beyond the end of a riser the UAV climbs (descends) to look for one
     end_probe_overshoot_m: float = 0.6
+    #: the UAV is pushed away from any pipe piece it knows of that is closer than this
+    min_clearance_m: float = 0.6
     min_altitude_m: float = 0.3
     max_altitude_m: float = 30.0
 
@@ -240,6 +242,7 @@ class _Segment:
     side: np.ndarray  # horizontal unit vector from the axis towards the UAV
     t_hi: float = -math.inf  # farthest seen axial coordinate (relative to point) ahead
     end_seen: int = 0  # frames in which the end ahead was inside the view
+    fits: int = 0  # frames fused into this model
 
     def foot(self, p: np.ndarray) -> float:
         return float(np.dot(p - self.point, self.direction))
@@ -354,7 +357,9 @@ class PipeTracker:
         prior = None
         if seg is not None:
             inv = pose.inverse()
-            loose = self.state == TrackerState.SEARCHING
+            # a piece just turned onto was predicted from an oblique view of the elbow:
+            # accept larger corrections until it has been seen a few times
+            loose = self.state == TrackerState.SEARCHING or seg.fits < 5
             prior = CylinderPrior(
                 point=inv.transform_points(seg.point)[0], direction=inv.rotation @ seg.direction,
                 radius=seg.radius, max_angle_deg=35.0 if loose else 20.0,
@@ -403,7 +408,8 @@ class PipeTracker:
         return s
 
     def _fuse(self, seg: _Segment, est_map: CylinderEstimate) -> None:
-        a = self.config.smoothing
+        a = self.config.smoothing if seg.fits >= 5 else max(0.7, self.config.smoothing)
+        seg.fits += 1
         d_meas = est_map.direction if np.dot(est_map.direction, seg.direction) >= 0 else -est_map.direction
         # express the measured axis at the point nearest the current model point
         p_meas = est_map.point + np.dot(seg.point - est_map.point, d_meas) * d_meas
@@ -618,7 +624,7 @@ class PipeTracker:
         target = seg.point + t_target * seg.direction + dist * side
         err = target - c
         ff = speed * max(0.0, 1.0 - float(np.linalg.norm(err)) / 0.5) * seg.direction
-        v = ff + cfg.position_gain * err
+        v = ff + cfg.position_gain * err + self._clearance_push(c)
         yaw = self._facing_yaw(side)
         ahead = _horizontal_unit(seg.direction)
         if ahead is not None and abs(seg.direction[2]) < 0.8 and cfg.lead_yaw_deg:
@@ -626,6 +632,26 @@ class PipeTracker:
             sign = 1.0 if np.cross(-side, ahead)[2] >= 0 else -1.0
             yaw += sign * math.radians(cfg.lead_yaw_deg)
         return self._limit_altitude(pose, v), self._yaw_rate_to(pose, yaw)
+
+    def _clearance_push(self, c: np.ndarray) -> np.ndarray:
+        """Velocity away from any known piece closer than ``min_clearance_m`` (surface)."""
+        cfg = self.config
+        pieces = []
+        seg = self._segment
+        if seg is not None:
+            pieces.append((seg.point, seg.direction, seg.radius, -math.inf, seg.t_hi))
+        if self._next is not None:
+            n = self._next
+            pieces.append((n.corner, n.direction, n.radius, 0.0, math.inf))
+        push = np.zeros(3)
+        for p0, d, r, lo, hi in pieces:
+            t = float(np.clip(np.dot(c - p0, d), lo, hi))
+            away = c - (p0 + t * d)
+            dist = float(np.linalg.norm(away))
+            gap = dist - r
+            if gap < cfg.min_clearance_m and dist > 1e-6:
+                push += cfg.position_gain * 2.0 * (cfg.min_clearance_m - gap) * away / dist
+        return push
 
     @staticmethod
     def _facing_yaw(side: np.ndarray) -> float:
