@@ -421,10 +421,15 @@ class PatchCoreModel:
         return self.predict_batch([image])[0]
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[AnomalyPrediction]:
-        """Score several images; the backbone runs once over the batch."""
+        """Score several images; the backbone runs over batches of ``config.batch_size``."""
         self._require_fitted()
-        if len(images) == 0:
-            return []
+        bs = self.config.batch_size
+        out: list[AnomalyPrediction] = []
+        for start in range(0, len(images), bs):
+            out.extend(self._predict_chunk(images[start : start + bs]))
+        return out
+
+    def _predict_chunk(self, images: Sequence[np.ndarray]) -> list[AnomalyPrediction]:
         t0 = time.perf_counter()
         rgb = [to_rgb_uint8(img) for img in images]
         tensor = self.preprocess(rgb)
