@@ -306,6 +306,7 @@ class PipeTracker:
                stamp: float) -> TrackerCommand:
         """Process one depth frame (metres, NaN = no return) and return the command."""
         t0 = time.perf_counter()
+        self._intrinsics = intrinsics
         depth = np.asarray(depth)
         if depth.ndim != 2:
             raise ValueError(f"depth must be a 2-D image, got shape {depth.shape}")
@@ -727,7 +728,7 @@ class PipeTracker:
             goal_t = seg.t_hi + cfg.end_probe_overshoot_m
             t = seg.foot(pose.position)
             target = seg.point + min(t + 0.3, goal_t) * seg.direction + dist * seg.side
-            if t >= goal_t - 0.05:
+            if t >= goal_t - 0.05 or not self._in_view(pose, end, margin=0.2):
                 return self._finish()
             v = cfg.position_gain * (target - pose.position)
             self.message = "at the end of a riser: looking beyond it for a continuation"
@@ -749,6 +750,13 @@ class PipeTracker:
         v = v + cfg.position_gain * err
         self.message = "at the apparent end: going round it to look for a continuation"
         return self._limit_altitude(pose, v), self._yaw_rate_to(pose, self._facing_yaw(look))
+
+    def _in_view(self, pose: Pose, point: np.ndarray, margin: float) -> bool:
+        """Whether a map point projects inside the image less ``margin`` (fraction) per side."""
+        k = self._intrinsics
+        uv, front = k.project(pose.inverse().transform_points(point))
+        mx, my = margin * k.width, margin * k.height
+        return bool(front[0] and mx <= uv[0, 0] <= k.width - mx and my <= uv[0, 1] <= k.height - my)
 
     def _finish(self) -> tuple[np.ndarray, float]:
         self.state = TrackerState.DONE
