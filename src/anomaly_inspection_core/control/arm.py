@@ -344,13 +344,16 @@ def _segment_samples(arm: ArmModel, q_from: np.ndarray, q_to: np.ndarray, dt: fl
 
 def plan_joint_path(arm: ArmModel, q_from: np.ndarray, q_to: np.ndarray, scene: CollisionScene | None = None,
                     dt: float = 0.05, via: np.ndarray | None = None,
-                    resolution_rad: float = math.radians(2.0)) -> np.ndarray:
+                    resolution_rad: float = math.radians(2.0), random_vias: int = 30,
+                    random_seed: int = 0) -> np.ndarray:
     """Smooth joint waypoints (N, 6) from ``q_from`` to ``q_to``, one every ``dt`` seconds.
 
     Interpolates in joint space with quintic time scaling (rest to rest) and checks the path
-    against ``scene``. When the straight path collides it is re-routed through ``via``
-    (default: the arm's raised home configuration). Raises :class:`PathPlanningError` when
-    neither route is free, and :class:`ArmError` for an end point outside the joint limits.
+    against ``scene``. When the straight path collides it is re-routed through one
+    intermediate configuration: ``via`` (default: the arm's raised home configuration), else
+    the first of ``random_vias`` random configurations around the midpoint (deterministic
+    for ``random_seed``) with both legs free. Raises :class:`PathPlanningError` when no route
+    is free, and :class:`ArmError` for an end point outside the joint limits.
     """
     q_from = arm.check_q(q_from)
     q_to = arm.check_q(q_to)
@@ -365,13 +368,24 @@ def plan_joint_path(arm: ArmModel, q_from: np.ndarray, q_to: np.ndarray, scene: 
         raise PathPlanningError(f"goal configuration {np.round(q_to, 3).tolist()} is in collision")
     if segment_collision_free(arm, scene, q_from, q_to, resolution_rad):
         return _segment_samples(arm, q_from, q_to, dt)
-    via_q = arm.home_array if via is None else arm.check_q(via)
-    if (scene.in_collision(arm, via_q)
-            or not segment_collision_free(arm, scene, q_from, via_q, resolution_rad)
-            or not segment_collision_free(arm, scene, via_q, q_to, resolution_rad)):
+    # One intermediate configuration: the raised home (or ``via``) first, then random ones.
+    vias = [arm.home_array if via is None else arm.check_q(via)]
+    rng = np.random.default_rng(random_seed)
+    lo, hi = arm.lower_array, arm.upper_array
+    mid = 0.5 * (q_from + q_to)
+    span = np.maximum(np.abs(q_to - q_from), math.pi / 2)
+    vias += [np.clip(mid + rng.uniform(-span, span), lo, hi) for _ in range(random_vias)]
+    via_q = None
+    for cand in vias:
+        if (not scene.in_collision(arm, cand)
+                and segment_collision_free(arm, scene, q_from, cand, resolution_rad)
+                and segment_collision_free(arm, scene, cand, q_to, resolution_rad)):
+            via_q = cand
+            break
+    if via_q is None:
         raise PathPlanningError(
             f"no collision-free path from {np.round(q_from, 3).tolist()} to {np.round(q_to, 3).tolist()} "
-            f"(straight and via {np.round(via_q, 3).tolist()})")
+            f"(straight, via home and via {random_vias} random configurations)")
     log.debug("straight joint path collides; re-routing via %s", np.round(via_q, 3).tolist())
     first = _segment_samples(arm, q_from, via_q, dt)
     second = _segment_samples(arm, via_q, q_to, dt)

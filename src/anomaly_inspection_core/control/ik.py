@@ -64,6 +64,22 @@ def _pose_error(arm: ArmModel, q: np.ndarray, p_t: np.ndarray, r_t: np.ndarray,
     return e, jac, float(np.linalg.norm(e[:3])), rot_deg
 
 
+def wrap_near(arm: ArmModel, q: np.ndarray, q_ref: np.ndarray) -> np.ndarray:
+    """``q`` with each joint shifted by whole turns to lie closest to ``q_ref`` within the limits.
+
+    The camera pose is unchanged; the joint motion from ``q_ref`` gets as short as it can.
+    """
+    out = np.asarray(q, dtype=np.float64).copy()
+    for i in range(6):
+        best = out[i]
+        for k in range(-2, 3):
+            cand = q[i] + 2.0 * math.pi * k
+            if arm.lower[i] <= cand <= arm.upper[i] and abs(cand - q_ref[i]) < abs(best - q_ref[i]):
+                best = cand
+        out[i] = best
+    return out
+
+
 def _dls(arm: ArmModel, q0: np.ndarray, p_t: np.ndarray, r_t: np.ndarray, free_roll: bool, max_iterations: int,
          pos_tol: float, rot_tol_deg: float, damping: float, max_step: float
          ) -> tuple[np.ndarray, float, float, int]:
@@ -120,6 +136,7 @@ def solve_ik(arm: ArmModel, target_camera_pose: Pose, q_seed: np.ndarray | None 
         q, pos_err, rot_err, it = _dls(arm, q0, p_t, r_t, free_roll, max_iterations, pos_tol_m, rot_tol_deg,
                                        damping, max_step_rad)
         total_iter += it
+        q = wrap_near(arm, q, seeds[0])
         converged = pos_err <= pos_tol_m and rot_err <= rot_tol_deg and arm.within_limits(q)
         free = True
         if converged and scene is not None:

@@ -139,7 +139,7 @@ def plan_views(part: BoxSpec | CylinderSpec, standoff_m: float, n_views: int, ar
         # Views from straight above have no horizontal forward direction: use +x as "up".
         up = (0.0, 0.0, 1.0) if abs(d[2]) < 0.999 else (1.0, 0.0, 0.0)
         planned = Pose.looking_at(eye, target, up=up)
-        res = solve_ik(arm, planned, q_prev, scene, free_roll=True, seed=k)
+        res = solve_ik(arm, planned, q_start, scene, free_roll=True, seed=k)
         if res.success:
             reachable.append(Viewpoint(arm.camera_pose(res.q), res.q, True, planned, k))
             q_prev = res.q
