@@ -135,6 +135,10 @@ class ArmModel:
         mount = float(np.linalg.norm(self.camera_mount.position))
         return float(sum(abs(v) for v in self.a) + sum(abs(v) for v in self.d[3:]) + mount)
 
+    def shoulder_position(self) -> np.ndarray:
+        """Map position of the shoulder (frame 1 origin); it does not move with the joints."""
+        return self.base.transform_points(np.array([0.0, 0.0, self.d[0]]))[0]
+
     def check_q(self, q: np.ndarray) -> np.ndarray:
         """``q`` as a float array of shape (6,); raises :class:`ArmError` when it is not one."""
         q = np.asarray(q, dtype=np.float64)

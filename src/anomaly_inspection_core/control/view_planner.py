@@ -131,18 +131,20 @@ def plan_views(part: BoxSpec | CylinderSpec, standoff_m: float, n_views: int, ar
     dirs = view_directions(n_views, pattern, min_elevation_deg, max_elevation_deg)
     q_start = arm.home_array if q_start is None else arm.check_q(q_start)
 
+    shoulder = arm.shoulder_position()
     reachable: list[Viewpoint] = []
     dropped: list[Viewpoint] = []
-    q_prev = q_start
     for k, d in enumerate(dirs):
         eye = centre + standoff_m * d
         # Views from straight above have no horizontal forward direction: use +x as "up".
         up = (0.0, 0.0, 1.0) if abs(d[2]) < 0.999 else (1.0, 0.0, 0.0)
         planned = Pose.looking_at(eye, target, up=up)
+        if np.linalg.norm(eye - shoulder) > arm.reach:  # out of reach whatever the joints do
+            dropped.append(Viewpoint(planned, q_start.copy(), False, planned, k))
+            continue
         res = solve_ik(arm, planned, q_start, scene, free_roll=True, seed=k)
         if res.success:
             reachable.append(Viewpoint(arm.camera_pose(res.q), res.q, True, planned, k))
-            q_prev = res.q
         else:
             dropped.append(Viewpoint(planned, res.q, False, planned, k))
     if dropped:
