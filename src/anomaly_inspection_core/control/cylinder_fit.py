@@ -11,14 +11,12 @@ reject.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from anomaly_inspection_core.geometry.camera import CameraIntrinsics, Pose
 
-_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
