@@ -37,7 +37,7 @@ from std_srvs.srv import SetBool, Trigger
 from anomaly_inspection.msg import AnomalyRegion, AnomalyResult
 
 from . import conversions as conv
-from .node_utils import ThrottledWarner, declare_config, latched_qos, qos_from_name, run_node
+from .node_utils import wall_timer, ThrottledWarner, declare_config, latched_qos, qos_from_name, run_node
 
 
 @dataclass
@@ -84,7 +84,7 @@ class DetectorNode(Node):
         self.create_subscription(Image, "camera/image_raw", self._on_image, qos_from_name(self.cfg.image_qos))
         self.create_service(SetBool, "detector/teach", self._on_teach)
         self.create_service(Trigger, "detector/reload", self._on_reload)
-        self.create_timer(1.0 / self.cfg.max_rate_hz, self._process_latest)
+        wall_timer(self, 1.0 / self.cfg.max_rate_hz, self._process_latest)
 
         if self.cfg.model_dir:
             self._load(self.cfg.model_dir)
@@ -226,9 +226,10 @@ class DetectorNode(Node):
         if self.cfg.publish_map:
             self.pub_map.publish(conv.numpy_to_image(pred.anomaly_map.astype(np.float32), "32FC1", msg.header))
         if self.cfg.publish_overlay and self.pub_overlay.get_subscription_count() > 0:
-            from anomaly_inspection_core.detection.visualize import heatmap_overlay
+            from anomaly_inspection_core.detection.visualize import overlay_heatmap
 
-            self.pub_overlay.publish(conv.numpy_to_image(heatmap_overlay(rgb, pred.anomaly_map), "rgb8", msg.header))
+            overlay = overlay_heatmap(rgb, pred.anomaly_map, pred.regions, label=f"{pred.score:.2f}")
+            self.pub_overlay.publish(conv.numpy_to_image(overlay, "rgb8", msg.header))
         if self.frames_scored % 50 == 0:
             self._publish_status()
 
@@ -236,7 +237,7 @@ class DetectorNode(Node):
         out = AnomalyResult(header=msg.header)
         out.score = float(pred.score)
         out.threshold = 0.5
-        out.pixel_threshold = float(self.model.pixel_threshold)
+        out.pixel_threshold = 0.5  # the model normalises its map so that 0.5 is the pixel threshold
         out.is_anomalous = bool(pred.is_anomalous)
         out.model_id = str(self.model.model_id)
         out.inference_ms = float(ms)

@@ -40,7 +40,7 @@ from anomaly_inspection_core.geometry.localization import (LocalizationConfig, R
                                                           localize_regions)
 
 from . import conversions as conv
-from .node_utils import ThrottledWarner, declare_config, latched_qos, qos_from_name, run_node
+from .node_utils import wall_timer, ThrottledWarner, declare_config, latched_qos, qos_from_name, run_node
 
 
 @dataclass
@@ -122,7 +122,7 @@ class MapperNode(Node):
         self.pub_status = self.create_publisher(String, "mapper/status", latched_qos())
         self.create_service(Trigger, "report/write", self._on_write_report)
         self.create_service(Trigger, "mapper/reset", self._on_reset)
-        self.create_timer(0.05, self._match_pending)
+        wall_timer(self, 0.05, self._match_pending)
 
     # ------------------------------------------------------------------ tf2 (optional)
     def _make_tf_buffer(self):
@@ -353,7 +353,9 @@ class MapperNode(Node):
         if self.cfg.scenario:
             from anomaly_inspection_core.scenario import load_scenario
 
-            asset = load_scenario(self.cfg.scenario).asset_geometry()
+            from anomaly_inspection_core.report.asset import asset_from_scenario
+
+            asset = asset_from_scenario(load_scenario(self.cfg.scenario))
         lat = np.asarray(self.latency_ms) if self.latency_ms else np.zeros(1)
         mission = {"name": self.cfg.mission_name or "inspection", "frames_localized": self.frames_localized,
                    "mapper_latency_ms_p50": float(np.median(lat)), "mapper_latency_ms_p95": float(np.percentile(lat, 95)),

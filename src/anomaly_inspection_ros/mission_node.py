@@ -25,7 +25,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from anomaly_inspection.msg import PipelineTrackerStatus
 
-from .node_utils import declare_config, latched_qos, run_node
+from .node_utils import wall_timer, declare_config, latched_qos, run_node
 
 
 class MissionFailed(RuntimeError):
@@ -70,7 +70,7 @@ class MissionNode(Node):
         }
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._started = False
-        self.create_timer(0.5, self._start_once)
+        wall_timer(self, 0.5, self._start_once)
 
     # ------------------------------------------------------------------ status inputs
     def _on_tracker(self, msg: PipelineTrackerStatus) -> None:

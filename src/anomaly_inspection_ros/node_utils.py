@@ -141,11 +141,16 @@ def run_node(factory: Callable[[], Node], args: Optional[list[str]] = None,
     return status
 
 
-def use_sim_time_default(node: Node) -> bool:
-    return bool(node.get_parameter("use_sim_time").value)
+def wall_timer(node: Node, period_s: float, callback):
+    """A timer on the steady clock: it runs with ``use_sim_time`` too (the simulator's own step
+    timer publishes /clock, and processing-rate timers are about real time anyway)."""
+    from rclpy.clock import Clock, ClockType
+
+    return node.create_timer(period_s, callback, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
 
 __all__ = [
     "apply_dds_environment", "qos_from_name", "latched_qos", "ThrottledWarner", "declare_config", "run_node",
+    "wall_timer",
     "Parameter",
 ]

@@ -164,8 +164,11 @@ class PipelineTrackerNode(Node):
         twist.angular.z = float(cmd.yaw_rate)
         self.pub_cmd.publish(twist)
         if cmd.state != prev_state:
-            log = self.get_logger().error if cmd.state == TrackerState.ABORTED else self.get_logger().info
-            log(f"tracker: {cmd.state.value}: {cmd.message}")
+            text = f"tracker: {cmd.state.value}: {cmd.message}"
+            if cmd.state == TrackerState.ABORTED:
+                self.get_logger().error(text)
+            else:
+                self.get_logger().info(text)
         self._publish_status(cmd, header)
         if self.frames % 5 == 0 or cmd.state in (TrackerState.DONE, TrackerState.ABORTED):
             self._publish_markers(cmd, header)

@@ -42,7 +42,7 @@ from anomaly_inspection_core.sim import SimWorld
 from anomaly_inspection_core.sim.drivers import make_robot
 
 from . import conversions as conv
-from .node_utils import ThrottledWarner, declare_config, latched_qos, qos_from_name, run_node
+from .node_utils import wall_timer, ThrottledWarner, declare_config, latched_qos, qos_from_name, run_node
 
 
 @dataclass
@@ -97,7 +97,7 @@ class SimNode(Node):
         self.create_service(Trigger, "sim/load_inspection", lambda req, res: self._load(res, clean=False))
         self._publish_ground_truth()
         self._publish_status("running")
-        self.timer = self.create_timer(self.dt, self._step)
+        self.timer = wall_timer(self, self.dt, self._step)
         self.get_logger().info(
             f"sim: scenario '{self.scenario.name}'{' (clean twin)' if self.cfg.clean else ''}, robot "
             f"{self.scenario.robot}, {self.world.intrinsics.width}x{self.world.intrinsics.height} at "

@@ -44,9 +44,8 @@ def test_640x480_stream_at_30hz_arrives_without_loss(ros_context, qos):
                                                        os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen([sys.executable, str(HELPER), "640", "480", "30", str(count), qos], env=env)
     try:
-        spin_until(executor, lambda: len(received) >= count or proc.poll() is not None and len(received) >= count,
-                   timeout_s=60.0)
-        spin_until(executor, lambda: len(received) >= count, timeout_s=3.0)
+        spin_until(executor, lambda: len(received) >= count or proc.poll() is not None, timeout_s=60.0)
+        spin_until(executor, lambda: len(received) >= count, timeout_s=2.0)
     finally:
         proc.wait(timeout=30)
         executor.shutdown()

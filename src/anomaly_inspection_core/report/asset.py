@@ -141,3 +141,36 @@ def describe_location(primitives: list[AssetPrimitive], position: np.ndarray) ->
     p = np.asarray(position, dtype=float)
     nearest = min(primitives, key=lambda prim: prim.distance(p))
     return nearest.describe(p)
+
+
+def asset_from_scenario(scenario) -> list[dict]:
+    """Drawable primitives of a scenario's asset (pipe runs, part and table, tanks, machines, racks).
+
+    Only for drawing and describing locations in a report: the maintenance engineer's plant
+    drawing, not something the robot's perception uses.
+    """
+    prims: list[dict] = []
+
+    def box(spec) -> dict:
+        return {"kind": "box", "name": spec.name, "center": [float(v) for v in spec.position],
+                "size": [float(v) for v in spec.size], "yaw": math.radians(float(spec.yaw_deg))}
+
+    def cylinder(spec) -> dict:
+        base = np.asarray(spec.base, dtype=float)
+        return {"kind": "cylinder", "name": spec.name, "start": base.tolist(),
+                "end": (base + np.array([0.0, 0.0, spec.height])).tolist(), "radius": float(spec.radius)}
+
+    if scenario.pipeline is not None:
+        pts = np.asarray(scenario.pipeline.points, dtype=float)
+        for i in range(len(pts) - 1):
+            prims.append({"kind": "cylinder", "name": f"pipe run {i + 1}", "start": pts[i].tolist(),
+                          "end": pts[i + 1].tolist(), "radius": float(scenario.pipeline.radius)})
+    if scenario.workcell is not None:
+        prims.append(box(scenario.workcell.table))
+        part = scenario.workcell.part
+        prims.append(cylinder(part) if hasattr(part, "radius") else box(part))
+    if scenario.factory is not None:
+        prims += [cylinder(t) for t in scenario.factory.tanks]
+        prims += [box(m) for m in scenario.factory.machines]
+        prims += [box(r) for r in scenario.factory.racks]
+    return prims
