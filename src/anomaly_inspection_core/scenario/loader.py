@@ -15,7 +15,7 @@ from ..geometry.camera import Pose
 from ..paths import resolve_config_file
 from .schema import (
     DEFAULT_ROBOT, DEFECT_TYPES, ROBOTS, SCENE_KINDS, BoxSpec, CameraSpec, CylinderSpec, DefectSpec,
-    FactorySpec, LightingSpec, PipelineSpec, Scenario, ScenarioError, WorkcellSpec,
+    FactorySpec, HoleSpec, LightingSpec, PipelineSpec, PlateSpec, Scenario, ScenarioError, WorkcellSpec,
 )
 from .surfaces import (
     BoxSurface, Centreline, PlaneSurface, Surface, TubeSurface, any_perpendicular, pipe_centreline,
@@ -182,21 +182,57 @@ def _workcell(d: Any) -> WorkcellSpec:
     part_d = _get(d, "part", "workcell")
     if not isinstance(part_d, dict):
         raise ScenarioError("workcell.part: expected a mapping")
-    shape = _choice(part_d.get("shape", "box"), "workcell.part.shape", ("box", "cylinder"), "part shape")
+    shape = _choice(part_d.get("shape", "box"), "workcell.part.shape", ("box", "cylinder", "plate"), "part shape")
     top = table.position[2] + table.size[2] / 2.0
     part: BoxSpec | CylinderSpec
-    if shape == "box":
-        pd = {k: v for k, v in part_d.items() if k != "shape"}
+    if shape in ("box", "plate"):
+        pd = {k: v for k, v in part_d.items() if k not in ("shape", "holes")}
+        if shape == "box" and "holes" in part_d:
+            raise ScenarioError("workcell.part.holes: only a part of shape 'plate' has holes")
         b = _box(pd, "workcell.part", "part", (0.45, 0.47, 0.5))
-        part = BoxSpec(b.name, np.array([b.position[0], b.position[1], top + b.size[2] / 2.0]), b.size, b.yaw_deg, b.color)
+        centre = np.array([b.position[0], b.position[1], top + b.size[2] / 2.0])
+        if shape == "box":
+            part = BoxSpec(b.name, centre, b.size, b.yaw_deg, b.color)
+        else:
+            part = PlateSpec(b.name, centre, b.size, b.yaw_deg, b.color, _holes(part_d.get("holes", []), b.size))
     else:
         part = _cylinder(part_d, "workcell.part", "part", top, (0.45, 0.47, 0.5))
     return WorkcellSpec(table=table, part=part, standoff=_num(d.get("standoff", 0.6), "workcell.standoff", 0.1, 5.0))
 
 
+HOLE_RIM = 0.005  # m: least material between a hole and the plate edge or another hole
+
+
+def hole_tile_half(radius: float) -> float:
+    """Half side of the square around a hole that its mesh occupies (holes' tiles may not overlap)."""
+    return 1.25 * radius + HOLE_RIM
+
+
+def _holes(raw: Any, size: np.ndarray) -> tuple[HoleSpec, ...]:
+    if not isinstance(raw, list):
+        raise ScenarioError("workcell.part.holes: expected a list of {position: [u, v], radius}")
+    out: list[HoleSpec] = []
+    for i, item in enumerate(raw):
+        path = f"workcell.part.holes[{i}]"
+        h = _mapping(item, path, ("position", "radius"))
+        uv = _vec(_get(h, "position", path), f"{path}.position", 2)
+        r = _num(_get(h, "radius", path), f"{path}.radius", 0.002, 1.0)
+        t = hole_tile_half(r)
+        if abs(uv[0]) + t > size[0] / 2 or abs(uv[1]) + t > size[1] / 2:
+            raise ScenarioError(f"{path}.position: the hole (radius {r} m plus a rim) runs over the plate edge "
+                                f"(plate {size[0]} x {size[1]} m, centred on [0, 0])")
+        for j, o in enumerate(out):
+            to = hole_tile_half(o.radius)
+            if abs(uv[0] - o.u) < t + to and abs(uv[1] - o.v) < t + to:
+                raise ScenarioError(f"{path}.position: too close to holes[{j}] (keep 1.25 x radius + "
+                                    f"{HOLE_RIM} m around each hole free)")
+        out.append(HoleSpec(float(uv[0]), float(uv[1]), r))
+    return tuple(out)
+
+
 def _factory(d: Any) -> FactorySpec:
     d = _mapping(d, "factory", ("floor_size", "tanks", "machines", "racks", "patrol", "camera_height",
-                                "camera_pitch_deg", "look_side"))
+                                "camera_pitch_deg", "look_side", "camera_yaw_deg"))
     floor = _vec(d.get("floor_size", [20.0, 15.0]), "factory.floor_size", 2)
     if np.any(floor <= 0):
         raise ScenarioError("factory.floor_size: extents must be positive")
@@ -215,12 +251,18 @@ def _factory(d: Any) -> FactorySpec:
     if not isinstance(patrol_raw, list) or len(patrol_raw) < 2:
         raise ScenarioError("factory.patrol: expected a list of at least 2 [x, y] waypoints")
     patrol = np.array([_vec(p, f"factory.patrol[{i}]", 2) for i, p in enumerate(patrol_raw)])
+    for i in range(1, len(patrol)):
+        if np.linalg.norm(patrol[i] - patrol[i - 1]) < 1e-6:
+            raise ScenarioError(f"factory.patrol[{i}]: coincides with the previous waypoint")
+    look_side = _choice(d.get("look_side", "left"), "factory.look_side", ("left", "right", "forward"), "side")
+    yaw_default = {"left": 90.0, "right": -90.0, "forward": 0.0}[look_side]
     return FactorySpec(
         floor_size=(float(floor[0]), float(floor[1])), tanks=tuple(tanks), machines=tuple(machines),
         racks=tuple(racks), patrol=patrol,
         camera_height=_num(d.get("camera_height", 1.2), "factory.camera_height", 0.1, 5.0),
         camera_pitch_deg=_num(d.get("camera_pitch_deg", 20.0), "factory.camera_pitch_deg", -60.0, 89.0),
-        look_side=_choice(d.get("look_side", "left"), "factory.look_side", ("left", "right", "forward"), "side"),
+        look_side=look_side,
+        camera_yaw_deg=_num(d.get("camera_yaw_deg", yaw_default), "factory.camera_yaw_deg", -180.0, 180.0),
     )
 
 
@@ -348,13 +390,17 @@ def spec_supports(scn: dict) -> tuple[BoxSpec, ...]:
 
 
 def _part_surface(part: BoxSpec | CylinderSpec) -> Surface:
+    if isinstance(part, PlateSpec):
+        # The plate mesh is not refined for dents (its top is triangulated around the holes).
+        return BoxSurface(part.name, part.position, part.size / 2.0, math.radians(part.yaw_deg), deformable=False)
     if isinstance(part, BoxSpec):
         return BoxSurface(part.name, part.position, part.size / 2.0, math.radians(part.yaw_deg), deformable=True)
     cl = pipe_centreline(np.array([part.base, part.base + [0.0, 0.0, part.height]]), part.radius * 2)
     return TubeSurface(part.name, cl, part.radius, deformable=True, end_margin=0.005)
 
 
-def _defects(raw: Any, hosts: list[Surface], seed: int, pipeline: PipelineSpec | None) -> tuple[DefectSpec, ...]:
+def _defects(raw: Any, hosts: list[Surface], seed: int, pipeline: PipelineSpec | None,
+             plate: PlateSpec | None = None) -> tuple[DefectSpec, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -391,6 +437,13 @@ def _defects(raw: Any, hosts: list[Surface], seed: int, pipeline: PipelineSpec |
                 f"{nearest[0]:.3f} m; tolerance {SURFACE_TOLERANCE} m)"
             )
         _, host, hit = best
+        if plate is not None and plate.holes and host.name in (plate.name, "table"):
+            centres = plate.hole_centres()
+            gap = np.linalg.norm(centres[:, :2] - hit.point[:2], axis=1) - [h.radius for h in plate.holes]
+            k = int(np.argmin(gap))
+            if gap[k] < size / 2.0 and (host.name == plate.name or hit.point[2] < centres[k, 2]):
+                raise ScenarioError(f"{path}.position: the defect overlaps hole {k} of {plate.name!r} "
+                                    f"(holes are part of the design; move the defect onto material)")
         depth = 0.0
         if dtype == "dent":
             if not host.deformable:
@@ -462,7 +515,8 @@ def parse_scenario(data: Any, source: str = "<memory>", default_name: str = "sce
     else:
         scn["factory"] = _factory(_get(data, "factory", ""))
     hosts, obstacles = _scene_surfaces(kind, scn)
-    defects = _defects(data.get("defects"), hosts, seed, scn.get("pipeline"))
+    plate = scn["workcell"].part if kind == "workcell" and isinstance(scn["workcell"].part, PlateSpec) else None
+    defects = _defects(data.get("defects"), hosts, seed, scn.get("pipeline"), plate)
     description = data.get("description", "")
     if not isinstance(description, str):
         raise ScenarioError("description: expected a string")
@@ -499,4 +553,4 @@ def load_scenario(name_or_path: str | os.PathLike) -> Scenario:
         raise ScenarioError(f"{path}: {exc}") from None
 
 
-__all__ = ["load_scenario", "parse_scenario", "pipe_side_vectors", "pipe_supports", "pipe_joints", "SURFACE_TOLERANCE"]
+__all__ = ["load_scenario", "parse_scenario", "hole_tile_half", "pipe_side_vectors", "pipe_supports", "pipe_joints", "SURFACE_TOLERANCE"]

@@ -118,6 +118,37 @@ class BoxSpec:
 
 
 @dataclass(frozen=True)
+class HoleSpec:
+    """A through hole of a plate: centre (u, v) in the plate's own frame (x along its length
+    before yaw, metres from the plate centre) and radius."""
+
+    u: float
+    v: float
+    radius: float
+
+
+@dataclass(frozen=True)
+class PlateSpec(BoxSpec):
+    """A flat box (``size[2]`` is the thickness) with vertical through holes.
+
+    The holes are part of the design (normal appearance, not defects). Everything that treats
+    the part as a box (arm collision scene, view planning, coverage) sees the plate as one.
+    """
+
+    holes: tuple[HoleSpec, ...] = ()
+
+    def hole_centres(self) -> np.ndarray:
+        """Hole centres (N, 3) in ``map`` on the plate's top face."""
+        if not self.holes:
+            return np.zeros((0, 3))
+        c, s = math.cos(math.radians(self.yaw_deg)), math.sin(math.radians(self.yaw_deg))
+        uv = np.array([[h.u, h.v] for h in self.holes])
+        xy = uv @ np.array([[c, s], [-s, c]]) + self.position[:2]
+        top = self.position[2] + self.size[2] / 2.0
+        return np.column_stack([xy, np.full(len(xy), top)])
+
+
+@dataclass(frozen=True)
 class CylinderSpec:
     """A vertical cylinder (tank, cylindrical part) standing at ``base`` (x, y, z)."""
 
@@ -133,7 +164,7 @@ class WorkcellSpec:
     """A table and a part on it; the manipulator camera inspects the part."""
 
     table: BoxSpec
-    part: BoxSpec | CylinderSpec
+    part: BoxSpec | CylinderSpec  # a PlateSpec is a BoxSpec
     standoff: float = 0.6
 
 
@@ -149,6 +180,8 @@ class FactorySpec:
     camera_height: float = 1.2
     camera_pitch_deg: float = 20.0
     look_side: str = "left"
+    camera_yaw_deg: float = 90.0  # mast pan from the heading, +left; default from look_side
+
 
 
 @dataclass(frozen=True)
@@ -202,6 +235,6 @@ class Scenario:
 
 __all__ = [
     "DEFECT_TYPES", "SCENE_KINDS", "ROBOTS", "ScenarioError", "CameraSpec", "LightingSpec",
-    "DefectSpec", "PipelineSpec", "BoxSpec", "CylinderSpec", "WorkcellSpec", "FactorySpec",
+    "DefectSpec", "PipelineSpec", "BoxSpec", "CylinderSpec", "HoleSpec", "PlateSpec", "WorkcellSpec", "FactorySpec",
     "Scenario", "BoxSurface", "PlaneSurface", "TubeSurface", "Surface",
 ]

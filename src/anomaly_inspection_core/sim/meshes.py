@@ -289,3 +289,124 @@ def merge(meshes: list[Mesh]) -> Mesh:
         base += len(m.vertices)
     return Mesh(np.concatenate([m.vertices for m in meshes]), np.concatenate([m.normals for m in meshes]),
                 np.concatenate([m.texcoords for m in meshes]), np.concatenate(faces))
+
+
+def _zip_rings(inner: np.ndarray, outer: np.ndarray, inner_ang: np.ndarray, outer_ang: np.ndarray) -> np.ndarray:
+    """Triangles (indices into inner then outer) joining two closed rings sorted by angle."""
+    ni, no = len(inner_ang), len(outer_ang)
+    faces: list[tuple[int, int, int]] = []
+    i = j = 0
+    while i < ni or j < no:
+        a_i = inner_ang[(i + 1) % ni] + (2 * math.pi if i + 1 >= ni else 0.0)
+        a_o = outer_ang[(j + 1) % no] + (2 * math.pi if j + 1 >= no else 0.0)
+        if j >= no or (i < ni and a_i <= a_o):
+            faces.append((i % ni, (i + 1) % ni, ni + j % no))
+            i += 1
+        else:
+            faces.append((i % ni, ni + (j + 1) % no, ni + j % no))
+            j += 1
+    return np.asarray(faces, dtype=np.int64)
+
+
+def plate_mesh(center: np.ndarray, size: np.ndarray, rotation: np.ndarray, holes: list[tuple[float, float, float]],
+               tile_half, segments: int = 48, tex_scale: float = 1.0) -> Mesh:
+    """A plate (box of ``size``, thickness ``size[2]``) with vertical through holes ``(u, v, radius)``.
+
+    The top and bottom faces are a rectangular grid whose lines pass along every hole's square
+    tile (``tile_half(radius)``); a tile is triangulated as a ring between the hole's circle and
+    the tile's border, every other cell as two triangles, so the holes are exact circles and the
+    faces have no gaps. Hole walls face into the hole.
+    """
+    hx, hy, hz = (float(v) / 2.0 for v in size)
+    tiles = [(u, v, r, float(tile_half(r))) for u, v, r in holes]
+    xs = sorted({-hx, hx, *[u - t for u, _, _, t in tiles], *[u + t for u, _, _, t in tiles]})
+    ys = sorted({-hy, hy, *[v - t for _, v, _, t in tiles], *[v + t for _, v, _, t in tiles]})
+    tris_2d: list[np.ndarray] = []  # each (3, 2) counter-clockwise seen from +z
+    rings: list[tuple[np.ndarray, float, float, float]] = []
+    ang = 2 * math.pi * np.arange(segments) / segments
+    for i in range(len(xs) - 1):
+        for j in range(len(ys) - 1):
+            x0, x1, y0, y1 = xs[i], xs[i + 1], ys[j], ys[j + 1]
+            cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
+            tile = next((tl for tl in tiles if x0 >= tl[0] - tl[3] - 1e-9 and x1 <= tl[0] + tl[3] + 1e-9
+                         and y0 >= tl[1] - tl[3] - 1e-9 and y1 <= tl[1] + tl[3] + 1e-9), None)
+            if tile is None:
+                tris_2d.append(np.array([[x0, y0], [x1, y0], [x1, y1]]))
+                tris_2d.append(np.array([[x0, y0], [x1, y1], [x0, y1]]))
+    for u, v, r, t in tiles:
+        # Border of the tile: the grid vertices on it (so neighbours share them) plus the points
+        # where the circle's spokes cross it.
+        border = [np.array([u + t * c / max(abs(c), abs(s)), v + t * s / max(abs(c), abs(s))])
+                  for c, s in zip(np.cos(ang), np.sin(ang))]
+        for x in xs:
+            if u - t - 1e-9 <= x <= u + t + 1e-9:
+                border += [np.array([x, v - t]), np.array([x, v + t])]
+        for y in ys:
+            if v - t - 1e-9 <= y <= v + t + 1e-9:
+                border += [np.array([u - t, y]), np.array([u + t, y])]
+        border_arr = np.unique(np.round(np.array(border), 9), axis=0)
+        b_ang = np.mod(np.arctan2(border_arr[:, 1] - v, border_arr[:, 0] - u), 2 * math.pi)
+        order = np.argsort(b_ang)
+        border_arr, b_ang = border_arr[order], b_ang[order]
+        circle = np.column_stack([u + r * np.cos(ang), v + r * np.sin(ang)])
+        faces = _zip_rings(circle, border_arr, ang, b_ang)
+        pts = np.vstack([circle, border_arr])
+        tris_2d.extend(pts[f] for f in faces)
+        rings.append((circle, u, v, r))
+    tri = np.array(tris_2d)  # (T, 3, 2)
+    area = ((tri[:, 1, 0] - tri[:, 0, 0]) * (tri[:, 2, 1] - tri[:, 0, 1])
+            - (tri[:, 1, 1] - tri[:, 0, 1]) * (tri[:, 2, 0] - tri[:, 0, 0]))
+    keep = np.abs(area) > 1e-14
+    tri, area = tri[keep], area[keep]
+    tri[area < 0] = tri[area < 0][:, ::-1]
+    verts, normals, tex, faces_all = [], [], [], []
+    base = 0
+
+    def add(v3: np.ndarray, n3: np.ndarray, uv: np.ndarray, f: np.ndarray) -> None:
+        nonlocal base
+        verts.append(v3 @ rotation.T + center)
+        normals.append(n3 @ rotation.T)
+        tex.append(uv / tex_scale)
+        faces_all.append(f + base)
+        base += len(v3)
+
+    flat = tri.reshape(-1, 2)
+    f_top = np.arange(len(flat)).reshape(-1, 3)
+    for z, sign in ((hz, 1.0), (-hz, -1.0)):
+        v3 = np.column_stack([flat, np.full(len(flat), z)])
+        n3 = np.tile([0.0, 0.0, sign], (len(flat), 1))
+        add(v3, n3, flat, f_top if sign > 0 else f_top[:, ::-1])
+    # Outer side walls.
+    for axis in range(2):
+        for sign in (1.0, -1.0):
+            n_local = np.zeros(3)
+            n_local[axis] = sign
+            other = 1 - axis
+            e = (hx, hy)
+            c = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], float)
+            v3 = np.zeros((4, 3))
+            v3[:, axis] = sign * e[axis]
+            v3[:, other] = c[:, 0] * e[other]
+            v3[:, 2] = c[:, 1] * hz
+            f = np.array([[0, 1, 2], [0, 2, 3]])
+            fn = np.cross(v3[1] - v3[0], v3[2] - v3[0])
+            if fn @ n_local < 0:
+                f = f[:, ::-1]
+            add(v3, np.tile(n_local, (4, 1)), v3[:, [other, 2]], f)
+    # Hole walls (normals toward the hole axis).
+    for circle, u, v, r in rings:
+        n = len(circle)
+        top = np.column_stack([circle, np.full(n, hz)])
+        bot = np.column_stack([circle, np.full(n, -hz)])
+        v3 = np.vstack([top, bot])
+        inward = np.column_stack([u - circle[:, 0], v - circle[:, 1], np.zeros(n)]) / r
+        k = np.arange(n)
+        k1 = (k + 1) % n
+        f = np.concatenate([np.column_stack([k, n + k, k1]), np.column_stack([k1, n + k, n + k1])])
+        f0 = f[0]
+        fn = np.cross(v3[f0[1]] - v3[f0[0]], v3[f0[2]] - v3[f0[0]])
+        if fn @ inward[0] < 0:
+            f = f[:, ::-1]
+        uvw = np.column_stack([np.concatenate([ang, ang]) * r, v3[:, 2]])
+        add(v3, np.vstack([inward, inward]), uvw, f)
+    return Mesh(np.concatenate(verts), np.concatenate(normals), np.concatenate(tex), np.concatenate(faces_all))

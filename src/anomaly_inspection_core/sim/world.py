@@ -15,17 +15,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..geometry.camera import CameraIntrinsics, Pose
-from ..scenario.loader import pipe_joints, pipe_side_vectors, pipe_supports
-from ..scenario.schema import BoxSpec, CylinderSpec, DefectSpec, Scenario
-from ..scenario.surfaces import BoxSurface, TubeSurface, pipe_centreline, rot_z
+from ..scenario.loader import hole_tile_half, pipe_joints, pipe_side_vectors, pipe_supports
+from ..scenario.schema import BoxSpec, CylinderSpec, DefectSpec, PlateSpec, Scenario
+from ..scenario.surfaces import BoxSurface, TubeSurface, any_perpendicular, pipe_centreline, rot_z
 from . import textures
 from .defect_shapes import defect_patches
-from .meshes import Mesh, box_mesh, tube_mesh
+from .meshes import Mesh, box_mesh, plate_mesh, tube_mesh
 
 log = logging.getLogger(__name__)
 
 # Optical frame (x right, y down, z forward) -> MuJoCo camera frame (x right, y up, looks along -z).
 _OPTICAL_TO_MJ = np.diag([1.0, -1.0, -1.0])
+# Geom groups: the arm's links, and its wrist (last link + camera housing) that the wrist camera
+# would otherwise see from inside; the wrist group is hidden in wrist-camera renders.
+ARM_GROUP, WRIST_GROUP = 2, 3
 
 
 @dataclass
@@ -40,6 +43,7 @@ class RenderedFrame:
     pose: Pose  # T_map_camera (optical frame)
     stamp: float = 0.0
     timings_ms: dict[str, float] = field(default_factory=dict)
+    robot_fraction: float = 0.0  # share of pixels showing the robot's own links
 
     def camera_info(self, frame_id: str = "camera_optical_frame") -> dict:
         """CameraInfo fields (sensor_msgs/CameraInfo layout) as a plain dict."""
@@ -122,6 +126,9 @@ class SimWorld:
         b = _MjcfBuilder(scenario.seed)
         self._scene_centre = self._centre_of(scenario)
         self._host_rgb: dict[str, tuple[float, float, float]] = {}
+        self.arm = None  # control.arm.ArmModel of a manipulator workcell
+        self._arm_q: np.ndarray | None = None
+        self._arm_geoms: list[tuple[str, int, float]] = []  # (geom name, kind, length)
         if scenario.kind == "pipeline":
             self._build_pipeline(b)
         elif scenario.kind == "workcell":
@@ -138,6 +145,8 @@ class SimWorld:
         self._defect_of_geom = np.zeros(self.model.ngeom, dtype=np.int32)
         for name, did in b.geom_defect.items():
             self._defect_of_geom[mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, name)] = did
+        self._arm_ids = [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, g[0]) for g in self._arm_geoms]
+        self._arm_id_set = set(self._arm_ids)
         self._cam_id = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, "inspection")
         self._sun_id = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_LIGHT, "sun")
         self._sun_diffuse = self.model.light_diffuse[self._sun_id].copy()
@@ -151,6 +160,7 @@ class SimWorld:
         self._con.readDepthMap = mujoco.mjtDepthMap.mjDEPTH_ZEROFAR
         self._scene = mujoco.MjvScene(self.model, maxgeom=max(1000, 2 * self.model.ngeom))
         self._opt = mujoco.MjvOption()
+        self._opt.geomgroup[ARM_GROUP] = 1
         self._cam = mujoco.MjvCamera()
         self._cam.type = mujoco.mjtCamera.mjCAMERA_FIXED
         self._cam.fixedcamid = self._cam_id
@@ -253,7 +263,11 @@ class SimWorld:
         mat = b.material(texture=tex, specular=0.25, shininess=0.3)
         self._host_rgb[part.name] = part.color
         dents = self._dents_on(part.name)
-        if isinstance(part, BoxSpec):
+        if isinstance(part, PlateSpec):
+            rot = rot_z(math.radians(part.yaw_deg))
+            holes = [(h.u, h.v, h.radius) for h in part.holes]
+            b.mesh_geom(plate_mesh(part.position, part.size, rot, holes, hole_tile_half), mat, part.name)
+        elif isinstance(part, BoxSpec):
             rot = rot_z(math.radians(part.yaw_deg))
             b.mesh_geom(box_mesh(part.position, part.size / 2.0, rot, dents, tex_scale=1.0), mat, part.name)
         else:
@@ -278,6 +292,93 @@ class SimWorld:
                               np.array([0.05, 0.05, t.size[2] - 0.04]), t.yaw_deg)
                 b.box(leg, leg_mat)
         self._build_part(b, wc.part, mottling=0.15)
+        if self.scenario.robot == "manipulator":
+            self._build_arm(b)
+
+    def _build_arm(self, b: _MjcfBuilder) -> None:
+        """The overhead frame and the UR5-class arm of ``control.arm.workcell_arm`` (links as
+        capsules between DH frame origins, joint housings as cylinders; posed per render)."""
+        from ..control.arm import ArmKinematics
+
+        self._arm_kin = ArmKinematics.for_workcell(self.scenario.workcell)
+        arm = self.arm = self._arm_kin.arm
+        self._arm_q = arm.home_array.copy()
+        t = self.scenario.workcell.table
+        base = arm.base.position
+        frame_mat = b.material(rgba=(0.22, 0.24, 0.27, 1), specular=0.3, shininess=0.3)
+        # Posts outside the arm's reach and the table, beams over the top, a plate the base hangs from.
+        reach = arm.reach
+        px = max(t.size[0] / 2 + 0.25, reach * 0.85)
+        py = max(t.size[1] / 2 + 0.25, reach * 0.85)
+        top = base[2] + 0.08
+        for sx in (-1, 1):
+            for sy in (-1, 1):
+                b.geom("box", frame_mat, pos=(base[0] + sx * px, base[1] + sy * py, top / 2), size=(0.04, 0.04, top / 2))
+            b.geom("box", frame_mat, pos=(base[0] + sx * px, base[1], top + 0.04), size=(0.04, py + 0.04, 0.04))
+        b.geom("box", frame_mat, pos=(base[0], base[1], top + 0.04), size=(px + 0.04, 0.05, 0.04))
+        b.geom("box", frame_mat, pos=(base[0], base[1], base[2] + 0.02), size=(0.1, 0.1, 0.02))
+        link_mat = b.material(rgba=(0.78, 0.8, 0.82, 1), specular=0.4, shininess=0.4)
+        joint_mat = b.material(rgba=(0.25, 0.42, 0.62, 1), specular=0.4, shininess=0.5)
+        cam_mat = b.material(rgba=(0.1, 0.1, 0.1, 1), specular=0.5, shininess=0.5)
+        starts, ends, radii = arm.capsules(self._arm_q)
+        n_links = len(radii)
+        for i in range(n_links):
+            length = float(np.linalg.norm(ends[i] - starts[i]))
+            group = WRIST_GROUP if i >= n_links - 2 else ARM_GROUP
+            mat = cam_mat if i == n_links - 1 else link_mat
+            name = f"arm_link{i}"
+            b.body_xml.append(f'<geom name="{name}" type="capsule" size="{radii[i]:.4f} {max(length / 2, 1e-3):.4f}" '
+                              f'material="{mat}" group="{group}" contype="0" conaffinity="0" mass="0"/>')
+            self._arm_geoms.append((name, 0, length))
+        for k in range(6):
+            r = arm.link_radii[k] * 1.15
+            group = WRIST_GROUP if k == 5 else ARM_GROUP
+            name = f"arm_joint{k}"
+            b.body_xml.append(f'<geom name="{name}" type="cylinder" size="{r:.4f} {r:.4f}" material="{joint_mat}" '
+                              f'group="{group}" contype="0" conaffinity="0" mass="0"/>')
+            self._arm_geoms.append((name, 1, float(k)))
+
+    def set_robot_joints(self, q) -> None:
+        """Pose the manipulator's links at joint angles ``q`` (6,) for the following renders."""
+        if self.arm is None:
+            raise RuntimeError(f"scenario {self.scenario.name!r} has no manipulator arm to pose")
+        self._arm_q = self.arm.check_q(q).copy()
+
+    @property
+    def robot_joints(self) -> np.ndarray | None:
+        """The joint angles the arm is drawn at (None without an arm)."""
+        return None if self._arm_q is None else self._arm_q.copy()
+
+    def _pose_arm(self) -> None:
+        mj = self._mj
+        arm, q = self.arm, self._arm_q
+        frames = arm.joint_frames(q)
+        starts, ends, _ = arm.capsules(q)
+        for gid, (name, kind, extra) in zip(self._arm_ids, self._arm_geoms):
+            if kind == 0:
+                i = int(name.removeprefix("arm_link"))
+                d = ends[i] - starts[i]
+                z = d / extra if extra > 1e-9 else frames[min(i, 5)][:3, 2]
+                x = any_perpendicular(z)
+                rot = np.column_stack([x, np.cross(z, x), z])
+                pos = 0.5 * (starts[i] + ends[i])
+            else:
+                rot = frames[int(extra)][:3, :3]
+                pos = frames[int(extra)][:3, 3]
+            # World-body geoms are not moved by mj_kinematics: write their global pose directly.
+            self.data.geom_xpos[gid] = pos
+            self.data.geom_xmat[gid] = rot.ravel()
+
+    def _arm_follow_camera(self, camera_pose: Pose) -> bool:
+        """Joint angles that put the wrist camera at ``camera_pose`` (IK seeded with the last ones)."""
+        from ..control.ik import solve_ik
+
+        res = solve_ik(self.arm, camera_pose, self._arm_q, self._arm_kin.scene, free_roll=False, restarts=4)
+        if res.success:
+            self._arm_q = res.q
+        else:
+            log.debug("no arm configuration for camera pose %s: arm hidden", np.round(camera_pose.position, 3))
+        return bool(res.success)
 
     def _build_factory(self, b: _MjcfBuilder) -> None:
         fac = self.scenario.factory
@@ -339,8 +440,21 @@ class SimWorld:
         d = self._sun_dir
         self.model.light_dir[self._sun_id] = [c * d[0] - s * d[1], s * d[0] + c * d[1], d[2]]
 
-    def render(self, camera_pose: Pose, time_s: float = 0.0) -> RenderedFrame:
-        """Render RGB, z-depth (m, NaN = no return) and the defect-id mask from ``camera_pose``."""
+    def render(self, camera_pose: Pose, time_s: float = 0.0, joints: np.ndarray | None = None,
+               wrist_camera: bool = True, arm_in_wrist_view: bool = False) -> RenderedFrame:
+        """Render RGB, z-depth (m, NaN = no return) and the defect-id mask from ``camera_pose``.
+
+        Manipulator worlds draw the arm at ``joints`` when given (kept for later renders, like
+        :meth:`set_robot_joints`), else at its last joint angles. ``wrist_camera`` says the pose
+        is the wrist camera's: then the arm is left out of the image, because depending on the
+        IK branch the elbow and forearm can hang in front of the lens and hide the part (the
+        real cell would choose another branch; the simulated camera shows the part).
+        ``arm_in_wrist_view=True`` draws the arm anyway, all but its last link and the camera
+        housing that sit around the lens (with ``joints=None`` the angles then come from IK
+        of ``camera_pose``, seeded with the last ones; the arm is left out when IK fails);
+        ``RenderedFrame.robot_fraction`` then tells how much of the image the arm covers.
+        For an external view pass ``wrist_camera=False``: the whole arm is drawn.
+        """
         import time as _time
 
         if self._closed:
@@ -348,9 +462,19 @@ class SimWorld:
         mj = self._mj
         t0 = _time.perf_counter()
         self._gl.make_current()
+        if self.arm is not None:
+            if joints is not None:
+                self.set_robot_joints(joints)
+            show = not wrist_camera or arm_in_wrist_view
+            if show and wrist_camera and joints is None:
+                show = self._arm_follow_camera(camera_pose)
+            self._opt.geomgroup[ARM_GROUP] = int(show)
+            self._opt.geomgroup[WRIST_GROUP] = int(show and not wrist_camera)
         self._set_camera(camera_pose)
         self._set_lighting(time_s)
         mj.mj_kinematics(self.model, self.data)
+        if self.arm is not None:
+            self._pose_arm()
         mj.mj_camlight(self.model, self.data)
         mj.mjv_updateScene(self.model, self.data, self._opt, None, self._cam, mj.mjtCatBit.mjCAT_ALL, self._scene)
         h, w = self.height, self.width
@@ -389,9 +513,17 @@ class SimWorld:
         depth[no_return] = np.nan
         defect_ids[no_return] = 0
         in_view = sorted(int(i) for i in np.unique(defect_ids) if i)
+        robot_fraction = 0.0
+        if self._arm_ids:
+            robot_lut = np.zeros(n + 1, bool)
+            for g in self._scene.geoms[:n]:
+                if g.segid >= 0 and g.objtype == mj.mjtObj.mjOBJ_GEOM and g.objid in self._arm_id_set:
+                    robot_lut[g.segid + 1] = True
+            robot_fraction = float(robot_lut[segimage].mean())
         t3 = _time.perf_counter()
         return RenderedFrame(rgb, depth, defect_ids.astype(np.int32), in_view, self.intrinsics, camera_pose, float(time_s),
-                             {"rgb": 1e3 * (t1 - t0), "depth_seg": 1e3 * (t2 - t1), "post": 1e3 * (t3 - t2)})
+                             {"rgb": 1e3 * (t1 - t0), "depth_seg": 1e3 * (t2 - t1), "post": 1e3 * (t3 - t2)},
+                             robot_fraction)
 
     def _linear_depth(self, zbuf: np.ndarray) -> np.ndarray:
         # MuJoCo renders with reversed Z; undo its projection exactly as mujoco.Renderer does.
