@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anomaly_inspection_core.geometry.camera import Pose
-from anomaly_inspection_core.scenario import Scenario
+from ..geometry.camera import Pose
+from ..scenario import Scenario
 
 from .robots import AgvKinematics, CameraMount, CameraTargetKinematics, UavKinematics, collides
 
@@ -38,7 +38,7 @@ class RobotDriver:
             raise ValueError("velocity command is not finite")
         self.command = _Twist(lin, float(yaw_rate))
 
-    def set_target(self, target: Pose) -> None:
+    def set_target(self, target: Pose) -> bool:
         raise TypeError(f"{type(self).__name__} takes velocity commands, not pose targets")
 
     def step(self, dt: float) -> None:
@@ -78,9 +78,14 @@ class AgvDriver(RobotDriver):
 
     collision_radius = 0.35
 
-    def __init__(self, start: Pose, camera_yaw_deg: float = 0.0) -> None:
+    def __init__(self, start: Pose, camera_yaw_deg: float = 0.0, camera_height: float = 1.2,
+                 camera_pitch_deg: float = 15.0) -> None:
         super().__init__()
-        self.kin = AgvKinematics(start, camera_yaw_deg=camera_yaw_deg)
+        self.camera_yaw_deg = float(camera_yaw_deg)
+        self.camera_height = float(camera_height)
+        self.camera_pitch_deg = float(camera_pitch_deg)
+        self.kin = AgvKinematics(start, CameraMount(np.array([0.0, 0.0, camera_height]), camera_pitch_deg),
+                                 camera_yaw_deg=camera_yaw_deg)
 
     def step(self, dt: float) -> None:
         self.kin.step(float(self.command.linear[0]), self.command.yaw_rate, dt)
@@ -92,8 +97,71 @@ class AgvDriver(RobotDriver):
         return np.array([self.kin.x, self.kin.y, 0.4])
 
 
+class ArmDriver(RobotDriver):
+    """The workcell's overhead UR5-class arm (``control.arm.ArmKinematics.for_workcell``).
+
+    Takes camera target poses: each is solved by IK and followed along a smooth collision-free
+    joint path. A target that cannot be reached is refused: :meth:`set_target` returns False,
+    the arm keeps its motion and :attr:`last_error` says why. Render the world with
+    ``SimWorld.render(pose, t, joints=driver.joint_positions)`` so the links are drawn where
+    the camera is.
+    """
+
+    command_type = "pose"
+
+    def __init__(self, workcell) -> None:
+        super().__init__()
+        from ..control.arm import ArmKinematics
+
+        self.kin = ArmKinematics.for_workcell(workcell)
+        self.collision_radius = float(self.kin.collision_radius)
+
+    def set_velocity_command(self, linear: np.ndarray, yaw_rate: float) -> None:
+        raise TypeError("the manipulator takes camera target poses, not velocity commands")
+
+    def set_target(self, target: Pose) -> bool:
+        return self.kin.set_target(target)
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last target was refused (None after an accepted one)."""
+        return self.kin.last_error
+
+    @property
+    def settled(self) -> bool:
+        """At rest for the settle time after the last motion (capture now)."""
+        return self.kin.settled
+
+    @property
+    def moving(self) -> bool:
+        return self.kin.moving
+
+    @property
+    def joint_positions(self) -> np.ndarray:
+        return self.kin.joint_positions
+
+    def step(self, dt: float) -> None:
+        self.kin.step(dt)
+
+    def camera_pose(self) -> Pose:
+        return self.kin.camera_pose()
+
+    def body_position(self) -> np.ndarray:
+        return self.kin.body_position()
+
+    def collides(self, scenario: Scenario) -> bool:
+        """The camera sphere touches the scene, or any link is inside an obstacle."""
+        if super().collides(scenario):
+            return True
+        return self.kin.scene.clearance(self.kin.arm, self.kin.q) < 0.0
+
+
 class CameraTargetDriver(RobotDriver):
-    """Manipulator stand-in: the wrist camera moves toward a target pose with limited speeds."""
+    """A free-flying camera that moves toward target poses with limited speeds (no arm).
+
+    Kept for scenarios without a workcell arm and for tests; manipulator scenarios get an
+    :class:`ArmDriver`.
+    """
 
     command_type = "pose"
     collision_radius = 0.05
@@ -101,12 +169,18 @@ class CameraTargetDriver(RobotDriver):
     def __init__(self, start: Pose) -> None:
         super().__init__()
         self.kin = CameraTargetKinematics(start)
+        self.last_error: str | None = None
 
     def set_velocity_command(self, linear: np.ndarray, yaw_rate: float) -> None:
         raise TypeError("the manipulator takes camera target poses, not velocity commands")
 
-    def set_target(self, target: Pose) -> None:
+    def set_target(self, target: Pose) -> bool:
         self.kin.set_target(target)
+        return True
+
+    @property
+    def settled(self) -> bool:
+        return self.kin.at_target
 
     def step(self, dt: float) -> None:
         self.kin.step(dt)
@@ -119,11 +193,22 @@ class CameraTargetDriver(RobotDriver):
 
 
 def make_robot(scenario: Scenario) -> RobotDriver:
-    """The driver for ``scenario.robot`` starting at ``scenario.start_pose``."""
+    """The driver for ``scenario.robot`` starting at ``scenario.start_pose``.
+
+    The AGV's mast camera takes the factory's ``camera_height``, ``camera_pitch_deg`` and
+    ``camera_yaw_deg`` (pan from the heading); the manipulator is the workcell's overhead arm,
+    starting at its home configuration (``scenario.start_pose`` does not apply to it).
+    """
     if scenario.robot == "uav":
         return UavDriver(scenario.start_pose)
     if scenario.robot == "agv":
-        return AgvDriver(scenario.start_pose)
+        fac = scenario.factory
+        if fac is None:
+            return AgvDriver(scenario.start_pose)
+        return AgvDriver(scenario.start_pose, camera_yaw_deg=fac.camera_yaw_deg,
+                         camera_height=fac.camera_height, camera_pitch_deg=fac.camera_pitch_deg)
     if scenario.robot == "manipulator":
-        return CameraTargetDriver(scenario.start_pose)
+        if scenario.workcell is None:
+            return CameraTargetDriver(scenario.start_pose)
+        return ArmDriver(scenario.workcell)
     raise ValueError(f"unknown robot '{scenario.robot}'")

@@ -102,6 +102,7 @@ def tube_mesh(
     ring_spacing: float = 0.1,
     radius_profile=None,
     segment_len: float = 0.006,
+    coarse_segment_len: float = 0.02,
 ) -> Mesh:
     """A tube swept along ``centreline`` (optionally only ``s_range``), refined and pushed in at dents.
 
@@ -132,8 +133,22 @@ def tube_mesh(
     tangents /= np.linalg.norm(tangents, axis=1, keepdims=True)
     normals_axis = _parallel_frames(tangents)
     binormals = np.cross(tangents, normals_axis)
-    n_ang = int(np.clip(math.ceil(2 * math.pi * radius / segment_len), 24, 256))
-    phi = np.linspace(0.0, 2 * math.pi, n_ang + 1)
+    # Around the tube: coarse steps (sag under 0.5 mm), ``segment_len`` steps only across the
+    # dents; a uniformly fine tube cost the L-riser pipe 69k triangles and most of a frame.
+    n_coarse = int(np.clip(math.ceil(2 * math.pi * radius / coarse_segment_len), 24, 128))
+    phis = [np.linspace(0.0, 2 * math.pi, n_coarse + 1)]
+    for d in surf_dents:
+        k = int(np.argmin(np.abs(s - float(centreline.arclength[int(np.argmin(
+            np.linalg.norm(centreline.points - d.position, axis=1)))]))))
+        rel = d.position - centres[k]
+        a0 = math.atan2(float(rel @ binormals[k]), float(rel @ normals_axis[k]))
+        half = min(math.pi, (1.5 * d.size / 2.0 + 0.01) / radius)
+        n_fine = max(2, int(math.ceil(2 * half * radius / segment_len)) + 1)
+        phis.append(np.mod(np.linspace(a0 - half, a0 + half, n_fine), 2 * math.pi))
+    phi = np.unique(np.round(np.concatenate(phis), 9))
+    if phi[-1] < 2 * math.pi - 1e-9:
+        phi = np.append(phi, 2 * math.pi)
+    n_ang = len(phi) - 1
     radial = (np.cos(phi)[None, :, None] * normals_axis[:, None, :]
               + np.sin(phi)[None, :, None] * binormals[:, None, :])  # (R, A, 3)
     r = np.full(len(s), radius) if radius_profile is None else np.asarray(radius_profile(s), dtype=np.float64)
@@ -158,6 +173,18 @@ def tube_mesh(
     return mesh
 
 
+def _axis_lines(half: float, dents: list[tuple[float, float]], max_cell: float | None) -> np.ndarray:
+    """Grid coordinates in [-half, half]: coarse (``max_cell``), refined to size/16 around each dent."""
+    n = 2 if max_cell is None else max(2, int(math.ceil(2 * half / max_cell)) + 1)
+    lines = set(np.linspace(-half, half, n).tolist())
+    for c, size in dents:
+        cell = max(0.004, size / 16.0)
+        lo, hi = max(-half, c - 0.6 * size), min(half, c + 0.6 * size)
+        if hi > lo:
+            lines.update(np.linspace(lo, hi, max(2, int(math.ceil((hi - lo) / cell)) + 1)).tolist())
+    return np.unique(np.round(np.array(sorted(lines)), 9))
+
+
 def box_mesh(center: np.ndarray, half: np.ndarray, rotation: np.ndarray, dents: list[DefectSpec] = (),
              tex_scale: float = 1.0, max_cell: float | None = None) -> Mesh:
     """A box whose faces are grids (fine only where dents need it), with planar texcoords."""
@@ -175,13 +202,13 @@ def box_mesh(center: np.ndarray, half: np.ndarray, rotation: np.ndarray, dents: 
             a1, a2 = [i for i in range(3) if i != axis]
             if sign < 0:
                 a1, a2 = a2, a1
-            cell = max_cell or 1e9
-            for d in face_dents:
-                cell = min(cell, max(0.004, d.size / 16.0))
-            e1, e2 = 2 * half[a1], 2 * half[a2]
-            n1 = max(2, int(math.ceil(e1 / cell)) + 1) if cell < 1e8 else 2
-            n2 = max(2, int(math.ceil(e2 / cell)) + 1) if cell < 1e8 else 2
-            g1, g2 = np.meshgrid(np.linspace(-half[a1], half[a1], n1), np.linspace(-half[a2], half[a2], n2), indexing="ij")
+            # Fine grid lines only across the dents (a whole face at dent resolution cost the
+            # factory's press 131k triangles and most of the frame time).
+            local_dents = [rotation.T @ (d.position - center) for d in face_dents]
+            c1 = _axis_lines(half[a1], [(ld[a1], d.size) for ld, d in zip(local_dents, face_dents)], max_cell)
+            c2 = _axis_lines(half[a2], [(ld[a2], d.size) for ld, d in zip(local_dents, face_dents)], max_cell)
+            n1, n2 = len(c1), len(c2)
+            g1, g2 = np.meshgrid(c1, c2, indexing="ij")
             local = np.zeros((g1.size, 3))
             local[:, axis] = sign * half[axis]
             local[:, a1] = g1.ravel()

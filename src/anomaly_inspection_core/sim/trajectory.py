@@ -58,11 +58,8 @@ def default_trajectory(scenario: Scenario, n_frames: int) -> list[Pose]:
         k = int(np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(seg) - 1))
         d = (pts[k + 1] - pts[k]) / seg[k]
         xy = pts[k] + d * (s - cum[k])
-        heading = np.array([d[0], d[1], 0.0])
-        if fac.look_side == "left":
-            heading = np.array([-d[1], d[0], 0.0])
-        elif fac.look_side == "right":
-            heading = np.array([d[1], -d[0], 0.0])
+        yaw = math.atan2(d[1], d[0]) + math.radians(fac.camera_yaw_deg)
+        heading = np.array([math.cos(yaw), math.sin(yaw), 0.0])
         pitch = math.radians(fac.camera_pitch_deg)
         fwd = heading * math.cos(pitch) + np.array([0, 0, -math.sin(pitch)])
         eye = np.array([xy[0], xy[1], fac.camera_height])

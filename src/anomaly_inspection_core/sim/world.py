@@ -113,6 +113,8 @@ class _MjcfBuilder:
 class SimWorld:
     """MuJoCo world of a scenario with an offscreen RGB / depth / defect-mask camera."""
 
+    shadow_size = 2048  # px side of the shadow map
+
     def __init__(self, scenario: Scenario, width: int | None = None, height: int | None = None) -> None:
         os.environ.setdefault("MUJOCO_GL", "osmesa")
         import mujoco  # heavy: imported on use
@@ -194,7 +196,7 @@ class SimWorld:
   <compiler angle="radian"/>
   <visual>
     <global offwidth="{self.width}" offheight="{self.height}" fovy="{self.scenario.camera.fov_y_deg}"/>
-    <quality shadowsize="{2048 if lt.shadows else 0}" offsamples="0"/>
+    <quality shadowsize="{self.shadow_size if lt.shadows else 0}" offsamples="0"/>
     <headlight ambient="{amb} {amb} {amb}" diffuse="0.12 0.12 0.12" specular="0.05 0.05 0.05"/>
     <map znear="0.01" zfar="50" shadowclip="0.8"/>
   </visual>
