@@ -21,6 +21,7 @@ import sys
 # an environment without rclpy) are skipped with a note in --help rather than breaking the CLI.
 _COMMAND_MODULES = (
     "anomaly_inspection_core.sim.sim_cli",
+    "anomaly_inspection_core.scenario.scenario_cli",
     "anomaly_inspection_core.detection.detection_cli",
     "anomaly_inspection_core.benchmark_cli",
     "anomaly_inspection_ros.mission_cli",

@@ -52,6 +52,16 @@ def node_command(node) -> list[str]:
     return cmd
 
 
+def _die_with_parent() -> None:
+    """Child-process setup: get SIGTERM if the mission runner dies (no orphaned nodes left behind)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _tail(path: Path, n: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
@@ -102,12 +112,14 @@ def run_mission_command(args: argparse.Namespace) -> int:
             log_path = logs / f"{node.name}.log"
             if node.executable == "mission_node":
                 coordinator = subprocess.Popen(node_command(node), env=env, stdout=subprocess.PIPE,
-                                               stderr=subprocess.STDOUT, text=True, bufsize=1)
+                                               stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                               preexec_fn=_die_with_parent)
                 procs[node.name] = (coordinator, log_path)
             else:
                 with open(log_path, "w") as fh:
                     procs[node.name] = (subprocess.Popen(node_command(node), env=env, stdout=fh,
-                                                         stderr=subprocess.STDOUT), log_path)
+                                                         stderr=subprocess.STDOUT, preexec_fn=_die_with_parent),
+                                        log_path)
         assert coordinator is not None
         os.set_blocking(coordinator.stdout.fileno(), False)
         with open(logs / "mission.log", "w") as mission_log:

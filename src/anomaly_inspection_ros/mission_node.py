@@ -4,9 +4,14 @@ It drives the other nodes only through their public interfaces (services and sta
 exactly as an operator's script would, and exits with status 0 when the mission completed,
 1 when it failed (pipe lost, crash, timeout). Progress goes to the log (terminal).
 
-UAV sequence: ``sim/load_clean`` -> ``detector/teach`` true -> ``tracker/start`` -> wait for
-DONE -> ``detector/teach`` false -> wait for the model -> ``sim/load_inspection`` ->
-``mapper/reset`` -> ``tracker/start`` -> wait for DONE -> ``report/write``.
+Sequence: ``sim/load_clean`` -> ``detector/teach`` true -> ``<driver>/start`` -> wait for
+done -> ``detector/teach`` false -> wait for the model -> ``sim/load_inspection`` ->
+``mapper/reset`` -> ``<driver>/start`` -> wait for done -> ``report/write``.
+
+The driver is the robot's motion node: ``tracker`` (UAV pipeline tracker, status
+anomaly_inspection/PipelineTrackerStatus), ``capture`` (manipulator view capture) or ``patrol``
+(AGV waypoint patrol); the last two publish ``<driver>/status`` as std_msgs/String JSON with
+``state`` in idle | running | done | aborted, a ``message`` and a ``progress`` text.
 """
 
 from __future__ import annotations
@@ -45,18 +50,26 @@ class MissionNodeConfig:
 
 
 class MissionNode(Node):
+    DRIVERS = {"uav": "tracker", "manipulator": "capture", "agv": "patrol"}
+
     def __init__(self, **kwargs) -> None:
         super().__init__("mission", **kwargs)
         self.cfg = declare_config(self, MissionNodeConfig)
-        if self.cfg.robot != "uav":
-            raise ValueError(f"mission_node drives 'uav' missions; robot '{self.cfg.robot}' is not supported yet")
+        if self.cfg.robot not in self.DRIVERS:
+            raise ValueError(f"unknown robot '{self.cfg.robot}' (expected one of {', '.join(self.DRIVERS)})")
+        self.driver = self.DRIVERS[self.cfg.robot]
         self.exit_status = 1
         self.tracker_status: Optional[PipelineTrackerStatus] = None
+        self.driver_status: dict = {}
         self.detector_status: dict = {}
         self.sim_status: dict = {}
         self.mapper_status: dict = {}
         self.summary: dict = {}
-        self.create_subscription(PipelineTrackerStatus, "tracker/status", self._on_tracker, latched_qos())
+        if self.driver == "tracker":
+            self.create_subscription(PipelineTrackerStatus, "tracker/status", self._on_tracker, latched_qos())
+        else:
+            self.create_subscription(String, f"{self.driver}/status",
+                                     lambda m: self._on_json(m, "driver_status"), latched_qos())
         self.create_subscription(String, "detector/status", lambda m: self._on_json(m, "detector_status"),
                                  latched_qos())
         self.create_subscription(String, "sim/status", lambda m: self._on_json(m, "sim_status"), latched_qos())
@@ -65,7 +78,7 @@ class MissionNode(Node):
         self.clients_ = {
             name: self.create_client(srv, name) for name, srv in (
                 ("sim/load_clean", Trigger), ("sim/load_inspection", Trigger), ("detector/teach", SetBool),
-                ("tracker/start", Trigger), ("tracker/stop", Trigger), ("mapper/reset", Trigger),
+                (f"{self.driver}/start", Trigger), (f"{self.driver}/stop", Trigger), ("mapper/reset", Trigger),
                 ("report/write", Trigger))
         }
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -73,7 +86,7 @@ class MissionNode(Node):
         wall_timer(self, 0.5, self._start_once)
 
     # ------------------------------------------------------------------ status inputs
-    def _on_tracker(self, msg: PipelineTrackerStatus) -> None:
+    def _on_tracker(self, msg: PipelineTrackerStatus) -> None:  # noqa: D401
         self.tracker_status = msg
 
     def _on_json(self, msg: String, attr: str) -> None:
@@ -120,16 +133,22 @@ class MissionNode(Node):
                 next_progress += self.cfg.progress_period_s
             time.sleep(0.05)
 
-    def _tracker_finished(self) -> bool:
-        st = self.tracker_status
-        return st is not None and st.state in (PipelineTrackerStatus.STATE_DONE, PipelineTrackerStatus.STATE_ABORTED)
+    def _driver_state(self) -> tuple[str, str, str]:
+        """(state, message, progress text) of the robot's motion node; state in idle|running|done|aborted."""
+        if self.driver == "tracker":
+            st = self.tracker_status
+            if st is None:
+                return "idle", "", "waiting for the tracker"
+            state = {PipelineTrackerStatus.STATE_DONE: "done",
+                     PipelineTrackerStatus.STATE_ABORTED: "aborted"}.get(st.state, "running")
+            return state, st.message, (f"{st.state_name.lower()}: {st.distance_travelled:5.1f} m flown, "
+                                       f"stand-off {st.standoff:4.2f} m")
+        st = self.driver_status
+        return (str(st.get("state", "idle")), str(st.get("message", "")),
+                str(st.get("progress", f"waiting for the {self.driver}")))
 
-    def _tracker_progress(self) -> str:
-        st = self.tracker_status
-        if st is None:
-            return "waiting for the tracker"
-        text = (f"  {st.state_name.lower()}: {st.distance_travelled:5.1f} m flown, stand-off "
-                f"{st.standoff:4.2f} m")
+    def _progress(self) -> str:
+        text = "  " + self._driver_state()[2]
         if self.detector_status.get("state") == "collecting":
             text += f", {self.detector_status.get('teach_frames', 0)} teach frames"
         if self.mapper_status:
@@ -137,15 +156,16 @@ class MissionNode(Node):
                      f"({self.mapper_status.get('frames_localized', 0)} frames mapped)")
         return text
 
-    def _fly_pass(self, name: str) -> None:
-        self.tracker_status = None
-        self._call("tracker/start")
-        self._wait(f"the {name} pass", self._tracker_finished, self.cfg.pass_timeout_s, self._tracker_progress)
-        self._call("tracker/stop")
-        st = self.tracker_status
-        if st.state == PipelineTrackerStatus.STATE_ABORTED:
-            raise MissionFailed(f"{name} pass aborted: {st.message}")
-        self._log(f"{name} pass done: {st.distance_travelled:.1f} m flown ({st.message})")
+    def _run_pass(self, name: str) -> None:
+        self.tracker_status, self.driver_status = None, {}
+        self._call(f"{self.driver}/start")
+        self._wait(f"the {name} pass", lambda: self._driver_state()[0] in ("done", "aborted"),
+                   self.cfg.pass_timeout_s, self._progress)
+        self._call(f"{self.driver}/stop")
+        state, message, progress = self._driver_state()
+        if state == "aborted":
+            raise MissionFailed(f"{name} pass aborted: {message}")
+        self._log(f"{name} pass done: {progress.strip()} ({message})")
 
     # ------------------------------------------------------------------ the mission
     def _run(self) -> None:
@@ -155,7 +175,7 @@ class MissionNode(Node):
                 self._log("phase 1/3: teach pass over the clean twin")
                 self._call("sim/load_clean")
                 self._call("detector/teach", SetBool.Request(data=True))
-                self._fly_pass("teach")
+                self._run_pass("teach")
                 self._call("detector/teach", SetBool.Request(data=False))
                 self._log("fitting the anomaly model on the taught frames")
                 self._wait("the detector model", lambda: self.detector_status.get("state") in ("ready", "error"),
@@ -166,7 +186,7 @@ class MissionNode(Node):
             self._log("phase 2/3: inspection pass")
             self._call("sim/load_inspection")
             self._call("mapper/reset")
-            self._fly_pass("inspection")
+            self._run_pass("inspection")
             time.sleep(self.cfg.drain_s)
             self._log("phase 3/3: report")
             result = self._call("report/write")

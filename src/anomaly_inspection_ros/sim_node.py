@@ -109,12 +109,14 @@ class SimNode(Node):
         try:
             scenario = load_scenario(self.cfg.scenario)
             scenario = scenario.clean_twin() if clean else scenario
-            world = SimWorld(scenario)
         except Exception as exc:  # noqa: BLE001 - keep the current world on any failure
             response.success, response.message = False, f"cannot load scenario: {exc}"
             return response
+        # One offscreen GL context at a time: closing an old renderer after creating a new one
+        # leaves the new one rendering nothing (measured: all-NaN depth, dark RGB).
         self.world.close()
-        self.world, self.scenario, self.cfg.clean = world, scenario, clean
+        self.world = SimWorld(scenario)
+        self.scenario, self.cfg.clean = scenario, clean
         self.robot = make_robot(scenario)
         self.crashed = False
         self._last_cmd_time = None
@@ -145,7 +147,10 @@ class SimNode(Node):
         except conv.ConversionError as exc:
             self.warner.warn("bad_target", f"dropping camera target pose: {exc}")
             return
-        self.robot.set_target(target)
+        if self.robot.set_target(target) is False:
+            self.warner.warn("unreachable", f"camera target refused: {getattr(self.robot, 'last_error', '')}")
+            self._publish_status("target_refused", getattr(self.robot, "last_error", ""))
+            return
         self._last_cmd_time = time.monotonic()
 
     # ------------------------------------------------------------------ stepping
@@ -166,7 +171,7 @@ class SimNode(Node):
             self._publish_status("crashed")
             return
         t0 = time.perf_counter()
-        frame = self.world.render(pose, time_s=self.sim_time)
+        frame = self.world.render(pose, time_s=self.sim_time, joints=getattr(self.robot, "joint_positions", None))
         self._render_ms.append((time.perf_counter() - t0) * 1e3)
         self._publish_frame(frame, pose)
 
@@ -195,8 +200,8 @@ class SimNode(Node):
             msg.defects[-1].orientation.w = 1.0
         self.pub_gt.publish(msg)
 
-    def _publish_status(self, state: str) -> None:
-        payload = {"state": state, "scenario": self.scenario.name, "clean": self.cfg.clean,
+    def _publish_status(self, state: str, message: str = "") -> None:
+        payload = {"state": state, "message": message, "scenario": self.scenario.name, "clean": self.cfg.clean,
                    "sim_time": self.sim_time, "steps": self.steps,
                    "body_position": [float(v) for v in self.robot.body_position()]}
         self.pub_status.publish(String(data=json.dumps(payload)))
