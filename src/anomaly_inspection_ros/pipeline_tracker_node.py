@@ -48,10 +48,10 @@ class TrackerNodeConfig:
     image_qos: str = "sensor_data"
     autostart: bool = field(default=False, metadata={"help": "start tracking without a tracker/start call"})
     pairing_tolerance_s: float = 0.02
-    standoff_m: float = 1.0
+    standoff_m: float = 0.7
     standoff_tolerance_m: float = 0.25
-    speed_mps: float = 0.3
-    start_direction: str = field(default="left", metadata={"help": "image direction to fly first: left|right|up|down"})
+    speed_mps: float = 0.4
+    start_direction: str = field(default="auto", metadata={"help": "auto (where more pipe is visible) | left | right | up | down"})
     search_timeout_s: float = 20.0
     lost_timeout_s: float = 0.8
     max_yaw_rate: float = 0.6

@@ -94,7 +94,7 @@ class PipeTrackerConfig:
     max_yaw_rate: float = 0.6
     position_gain: float = 1.2
     yaw_gain: float = 1.5
-    start_direction: str = "left"
+    start_direction: str = "auto"
     depth_stride: int = 4
     min_range_m: float = 0.2
     max_range_m: float = 6.0
@@ -133,8 +133,8 @@ class PipeTrackerConfig:
         if not 0 < self.speed_mps <= self.max_speed_mps:
             raise ValueError(
                 f"need 0 < speed_mps <= max_speed_mps, got {self.speed_mps}, {self.max_speed_mps}")
-        if self.start_direction not in _IMAGE_DIRECTIONS:
-            raise ValueError(f"start_direction must be one of {sorted(_IMAGE_DIRECTIONS)}, "
+        if self.start_direction != "auto" and self.start_direction not in _IMAGE_DIRECTIONS:
+            raise ValueError(f"start_direction must be 'auto' or one of {sorted(_IMAGE_DIRECTIONS)}, "
                              f"got {self.start_direction!r}")
         if not 0 < self.smoothing <= 1:
             raise ValueError(f"smoothing must be in (0, 1], got {self.smoothing}")
@@ -378,15 +378,22 @@ class PipeTracker:
         return est, mask
 
     def _start(self, est: CylinderEstimate, est_map: CylinderEstimate, pose: Pose) -> None:
-        want = _IMAGE_DIRECTIONS[self.config.start_direction]
-        d_cam = est.direction if np.dot(est.direction, want) >= 0 else -est.direction
+        if self.config.start_direction == "auto":
+            # Start along the way where more pipe is visible beyond the camera: a UAV launched
+            # at one end of a pipe sees it extend only one way.
+            foot = -float(np.dot(est.point, est.direction))  # camera's foot on the axis
+            ahead, behind = est.extent[1] - foot, foot - est.extent[0]
+            d_cam = est.direction if ahead >= behind else -est.direction
+        else:
+            want = _IMAGE_DIRECTIONS[self.config.start_direction]
+            d_cam = est.direction if np.dot(est.direction, want) >= 0 else -est.direction
         d = pose.rotation @ d_cam
         side = self._side_for(d, est_map.point, pose.position, previous=None)
         self._segment = _Segment(point=est_map.point.copy(), direction=_unit(d),
                                  radius=est.radius, side=side)
         self.state = TrackerState.TRACKING
-        self.message = (f"pipe acquired: radius {est.radius:.3f} m, following image "
-                        f"{self.config.start_direction}")
+        self.message = (f"pipe acquired: radius {est.radius:.3f} m, following it "
+                        f"({self.config.start_direction} start direction)")
         _LOG.info(self.message)
 
     def _side_for(self, d: np.ndarray, axis_point: np.ndarray, uav: np.ndarray,
