@@ -1,0 +1,36 @@
+"""Whole AGV patrol missions in simulation: teach on the clean factory floor, inspect the one with defects.
+
+Runs ``anomaly-inspection mission agv`` (the real runner: one process per node over DDS) with
+the shipped parameter file, sped up for CI, then asserts recall, precision and the median 3D
+error from report.json at the AGV's 10 cm gate. Thresholds are below what was measured, so a
+regression fails them.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from test_manipulator_mission import run_mission
+
+CI_OVERRIDES = {
+    "patrol": {"max_speed": 0.6},
+    "mission": {"pass_timeout_s": 240.0, "fit_timeout_s": 240.0},
+}
+
+
+@pytest.mark.parametrize("scenario, min_recall, min_precision, max_median_error_m", [
+    ("factory_floor", 0.8, 0.8, 0.05),
+])
+def test_agv_mission(scenario, min_recall, min_precision, max_median_error_m, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    status = run_mission("agv", scenario, out, CI_OVERRIDES, monkeypatch)
+    assert status == 0, (out / "logs" / "mission.log").read_text()[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    ev = report["evaluation"]
+    assert ev["recall"] >= min_recall, ev
+    assert ev["precision"] >= min_precision, ev
+    assert ev["median_error_m"] is not None and ev["median_error_m"] <= max_median_error_m, ev
+    mission_log = (out / "logs" / "mission.log").read_text()
+    assert "inspection pass done: waypoint 2/2" in mission_log
