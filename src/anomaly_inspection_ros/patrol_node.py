@@ -3,7 +3,8 @@
 Inputs (relative to the namespace, e.g. ``/agv``): ``camera/pose`` (PoseStamped in ``map``: the
 mast camera's pose from the AGV's odometry; the body pose follows from the mast mount),
 ``camera/depth/image_raw`` (32FC1 m / 16UC1 mm) and ``camera/camera_info`` (obstacle distance
-in the driving corridor, :func:`anomaly_inspection_core.control.patrol.min_obstacle_distance`).
+in the driving corridor, :func:`anomaly_inspection_core.control.patrol.min_obstacle_distance`),
+``anomaly/result`` (only its stamps: how many frames per second the detector scores).
 
 Outputs: ``cmd_vel`` (geometry_msgs/Twist: linear.x and angular.z), ``patrol/status``
 (std_msgs/String JSON, transient local: ``state`` in idle | running | done | aborted,
@@ -13,7 +14,11 @@ the driven path) and ``patrol/route`` (nav_msgs/Path, the waypoints; transient l
 
 Services: ``patrol/start`` and ``patrol/stop`` (std_srvs/Trigger). While stopped, done or
 aborted it commands zero velocity. The camera captures while driving: the detector scores the
-stream, the mapper fuses what it sees; ``stop_at_waypoints`` adds captures at stops.
+stream, the mapper fuses what it sees; ``stop_at_waypoints`` adds captures at stops. The speed
+is capped at ``capture_spacing_m`` times the detector's scoring rate (simulated time), so a
+slow or loaded detector still scores a frame every ``capture_spacing_m`` along the route and
+every defect is seen in several scored frames (fusion needs ``min_views``); the cap scales
+v and omega together, so the path is the same.
 
 Waypoints come from the scenario's ``factory.patrol`` or the ``waypoints`` parameter (JSON
 ``[[x, y], ...]`` in ``map``); the mast mount (height, pitch, pan) from the scenario's factory.
@@ -36,6 +41,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
+from anomaly_inspection.msg import AnomalyResult
 from anomaly_inspection_core.control.patrol import (BLOCKED, FINISHED, PatrolConfig, PurePursuitController,
                                                     min_obstacle_distance)
 from anomaly_inspection_core.geometry.camera import CameraIntrinsics, Pose
@@ -67,6 +73,8 @@ class PatrolNodeConfig:
     corridor_half_width_m: float = field(default=0.45, metadata={"help": "half width of the driving corridor"})
     depth_max_age_s: float = field(default=0.5, metadata={"help": "newest depth must be this fresh (sim time)"})
     blocked_timeout_s: float = field(default=30.0, metadata={"help": "abort when blocked this long (sim time)"})
+    capture_spacing_m: float = field(default=0.2, metadata={
+        "help": "drive at most this far per frame the detector scores (slows down for a slow detector; 0 = off)"})
     status_period_s: float = 1.0
 
 
@@ -127,12 +135,14 @@ class PatrolNode(Node):
         self.intrinsics: Optional[CameraIntrinsics] = None
         self.state, self.message = IDLE, f"{len(self.waypoints)} waypoints"
         self._depth: Optional[tuple[float, np.ndarray]] = None
+        self._result_stamps: list[float] = []
         self._reset_pass()
 
         img_qos = qos_from_name(cfg.image_qos, depth=2)
         self.create_subscription(PoseStamped, "camera/pose", self._on_pose, 20)
         self.create_subscription(Image, "camera/depth/image_raw", self._on_depth, img_qos)
         self.create_subscription(CameraInfo, "camera/camera_info", self._on_info, img_qos)
+        self.create_subscription(AnomalyResult, "anomaly/result", self._on_result, 20)
         self.pub_cmd = self.create_publisher(Twist, "cmd_vel", 10)
         self.pub_status = self.create_publisher(String, "patrol/status", latched_qos())
         self.pub_path = self.create_publisher(Path, "patrol/path", latched_qos())
@@ -211,6 +221,35 @@ class PatrolNode(Node):
             return
         self._depth = (t, depth)
 
+    def _on_result(self, msg: AnomalyResult) -> None:
+        try:
+            t = conv.validate_stamp(msg.header.stamp)
+        except conv.ConversionError as exc:
+            self.warner.warn("result", f"dropping anomaly result: {exc}")
+            return
+        if self._result_stamps and t <= self._result_stamps[-1]:
+            if self._result_stamps[-1] - t > 1.0:  # the clock restarted
+                self._result_stamps = []
+            else:
+                return
+        self._result_stamps.append(t)
+        del self._result_stamps[:-20]
+
+    def scoring_rate_hz(self, now: float) -> Optional[float]:
+        """Frames scored per second of sim time over the recent results; None when the detector
+        is not scoring (teaching, or absent): then the speed is not capped."""
+        recent = [t for t in self._result_stamps if now - t <= 5.0]
+        if len(recent) < 3 or now - recent[-1] > 3.0:
+            return None
+        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-3)
+
+    def speed_cap(self, now: float) -> float:
+        """The speed (m/s) that keeps one scored frame per ``capture_spacing_m``."""
+        rate = self.scoring_rate_hz(now)
+        if self.cfg.capture_spacing_m <= 0 or rate is None:
+            return self.cfg.max_speed
+        return float(min(self.cfg.max_speed, max(self.cfg.min_speed, self.cfg.capture_spacing_m * rate)))
+
     def _on_pose(self, msg: PoseStamped) -> None:
         try:
             t = conv.validate_stamp(msg.header.stamp)
@@ -254,8 +293,10 @@ class PatrolNode(Node):
         cmd = self.controller.update(body, obstacle, dt)
         previous = self.last_command.state if self.last_command is not None else None
         self.last_command = cmd
+        cap = self.speed_cap(t)
+        scale = cap / cmd.v if cmd.v > cap else 1.0
         twist = Twist()
-        twist.linear.x, twist.angular.z = float(cmd.v), float(cmd.omega)
+        twist.linear.x, twist.angular.z = float(cmd.v * scale), float(cmd.omega * scale)
         self.pub_cmd.publish(twist)
         self.updates += 1
         if cmd.state != previous and previous is not None:

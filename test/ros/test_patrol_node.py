@@ -118,3 +118,27 @@ def test_patrol_node_stops_for_an_obstacle_and_aborts_when_blocked(ros_context, 
         ex.shutdown()
         for n in (sim, patrol, probe):
             n.destroy_node()
+
+
+def test_speed_is_capped_by_the_detector_scoring_rate(ros_context):
+    from anomaly_inspection.msg import AnomalyResult
+    from anomaly_inspection_ros import conversions as conv
+
+    patrol = PatrolNode(context=ros_context, namespace="agv",
+                        parameter_overrides=[Parameter("capture_spacing_m", value=0.2),
+                                             Parameter("max_speed", value=0.5)])
+    try:
+        assert patrol.speed_cap(10.0) == 0.5  # no results (teaching): not capped
+        for k in range(9):  # 2 frames scored per second
+            msg = AnomalyResult()
+            msg.header.stamp = conv.sec_to_stamp(10.0 + 0.5 * k)
+            patrol._on_result(msg)
+        assert patrol.scoring_rate_hz(14.1) == pytest.approx(2.0)
+        assert patrol.speed_cap(14.1) == pytest.approx(0.4)
+        assert patrol.speed_cap(20.0) == 0.5  # results stopped: not capped
+        stale = AnomalyResult()
+        stale.header.stamp = conv.sec_to_stamp(13.9)
+        patrol._on_result(stale)  # out of order: ignored
+        assert patrol.scoring_rate_hz(14.1) == pytest.approx(2.0)
+    finally:
+        patrol.destroy_node()
