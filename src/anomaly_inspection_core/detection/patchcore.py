@@ -365,6 +365,8 @@ class PatchCoreModel:
                 "num_patches": int(patches.shape[0]),
                 "bank_size": int(self.memory_bank.shape[0]),
                 "dataset_sha256": dataset_hash,
+                "calibration_image_scores": [round(float(v), 6) for v in raw_scores_arr],
+                "calibration_pixel_maxima": [round(float(v), 6) for v in pixel_maxima],
                 "fit_seconds": {
                     "features": round(t_embed - t0, 3),
                     "coreset": round(t_coreset - t_embed, 3),

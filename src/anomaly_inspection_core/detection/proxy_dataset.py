@@ -137,8 +137,8 @@ def _grid(rng: Rng, shape: tuple[int, int]) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     period = 18.0
     ox, oy = rng.uniform(0, period, 2)
-    wx = xx + 2.0 * _noise(rng, shape, 30.0) + ox
-    wy = yy + 2.0 * _noise(rng, shape, 30.0) + oy
+    wx = xx + 0.8 * _noise(rng, shape, 30.0) + ox
+    wy = yy + 0.8 * _noise(rng, shape, 30.0) + oy
     dx = np.abs(((wx + period / 2) % period) - period / 2)
     dy = np.abs(((wy + period / 2) % period) - period / 2)
     wire = np.maximum(np.exp(-(dx / 1.6) ** 2), np.exp(-(dy / 1.6) ** 2))
@@ -398,7 +398,7 @@ def write_proxy_dataset(
     spec = PROXY_CATEGORIES[category]
     base = Path(root) / category
     stamp = base / ".complete"
-    signature = f"{n_train},{n_test_good},{n_test_per_defect},{seed},v1"
+    signature = f"{n_train},{n_test_good},{n_test_per_defect},{seed},v2"
     if stamp.is_file() and stamp.read_text() == signature:
         return base
     rng = np.random.default_rng([seed, sorted(PROXY_CATEGORIES).index(category)])
