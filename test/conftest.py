@@ -18,6 +18,13 @@ os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)
 os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
 
 
+# Load torch/torchvision (and with them triton's LLVM) before any MuJoCo OSMesa context exists:
+# importing triton after Mesa's llvmpipe is initialised segfaults the process (measured here:
+# render one frame, then `import triton` -> SIGSEGV; the other order works).
+import torch  # noqa: E402,F401
+import torchvision  # noqa: E402,F401
+
+
 def spin_until(executor, predicate, timeout_s: float, step_s: float = 0.02) -> bool:
     """Spin ``executor`` until ``predicate()`` is true or ``timeout_s`` passes; returns the predicate."""
     deadline = time.monotonic() + timeout_s
