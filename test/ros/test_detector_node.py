@@ -1,0 +1,95 @@
+"""Detector node in-process: taught online through its service, then an image in -> a result out, same stamp."""
+
+import json
+
+import cv2
+import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header, String
+from std_srvs.srv import SetBool
+
+from anomaly_inspection.msg import AnomalyResult
+from anomaly_inspection_ros import conversions as conv
+from anomaly_inspection_ros.detector_node import DetectorNode
+from anomaly_inspection_ros.node_utils import latched_qos, qos_from_name
+
+from conftest import spin_until
+
+
+def texture(rng: np.random.Generator, h: int = 120, w: int = 160) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    phase = rng.uniform(0, 2 * np.pi, 2)
+    gray = 128 + 40 * np.sin(xx * 0.6 + phase[0]) * np.sin(yy * 0.6 + phase[1]) + rng.normal(0, 3, (h, w))
+    return np.clip(np.stack([gray, gray * 0.85, gray * 0.6], -1), 0, 255).astype(np.uint8)
+
+
+def test_detector_node_teach_then_score(ros_context, tmp_path):
+    rng = np.random.default_rng(3)
+    node = DetectorNode(context=ros_context, namespace="cam", parameter_overrides=[
+        Parameter("image_size", value=128), Parameter("teach_min_interval_s", value=0.0),
+        Parameter("max_rate_hz", value=20.0), Parameter("device", value="cpu"),
+        Parameter("teach_output_dir", value=str(tmp_path / "model"))])
+    probe = rclpy.create_node("probe", context=ros_context)
+    pub = probe.create_publisher(Image, "/cam/camera/image_raw", qos_from_name("sensor_data", depth=5))
+    results: list[AnomalyResult] = []
+    status: list[dict] = []
+    probe.create_subscription(AnomalyResult, "/cam/anomaly/result", results.append, 10)
+    probe.create_subscription(String, "/cam/detector/status", lambda m: status.append(json.loads(m.data)),
+                              latched_qos())
+    teach = probe.create_client(SetBool, "/cam/detector/teach")
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(node)
+    ex.add_node(probe)
+    t = [10.0]
+
+    def publish(img: np.ndarray, encoding: str = "rgb8") -> float:
+        t[0] = round(t[0] + 0.1, 3)
+        arr = img if encoding == "rgb8" else np.ascontiguousarray(img[:, :, ::-1])
+        pub.publish(conv.numpy_to_image(arr, encoding, Header(stamp=conv.sec_to_stamp(t[0]), frame_id="cam")))
+        return t[0]
+
+    def call(flag: bool):
+        fut = teach.call_async(SetBool.Request(data=flag))
+        assert spin_until(ex, fut.done, 10.0)
+        return fut.result()
+
+    try:
+        assert teach.wait_for_service(timeout_sec=10.0)
+        assert call(True).success
+        for _ in range(16):
+            publish(texture(rng), "bgr8")  # teach frames in another encoding than the test frames
+            spin_until(ex, lambda: False, 0.05)
+        assert call(False).success
+        assert spin_until(ex, lambda: status and status[-1]["state"] == "ready", 120.0), status[-1:]
+        assert (tmp_path / "model" / "metadata.json").is_file()
+
+        # a malformed image is dropped with a warning; the node keeps running
+        bad = conv.numpy_to_image(texture(rng), "rgb8")
+        bad.step = 10
+        pub.publish(bad)
+        spin_until(ex, lambda: False, 0.3)
+
+        normal_stamp = publish(texture(rng))
+        assert spin_until(ex, lambda: any(abs(conv.stamp_to_sec(r.header.stamp) - normal_stamp) < 1e-6 for r in results), 30.0)
+        defect = texture(rng)
+        cv2.circle(defect, (80, 60), 12, (30, 20, 10), -1)
+        defect_stamp = publish(defect)
+        assert spin_until(ex, lambda: any(abs(conv.stamp_to_sec(r.header.stamp) - defect_stamp) < 1e-6 for r in results), 30.0)
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        probe.destroy_node()
+    by_stamp = {round(conv.stamp_to_sec(r.header.stamp), 3): r for r in results}
+    normal, anomalous = by_stamp[normal_stamp], by_stamp[defect_stamp]
+    assert normal.header.frame_id == anomalous.header.frame_id == "cam"
+    assert anomalous.score > normal.score
+    assert anomalous.is_anomalous and anomalous.score >= anomalous.threshold == 0.5
+    assert anomalous.regions, "the planted stain should give a region"
+    r = anomalous.regions[0]
+    assert r.bbox.x_offset <= 80 <= r.bbox.x_offset + r.bbox.width
+    assert r.bbox.y_offset <= 60 <= r.bbox.y_offset + r.bbox.height
+    assert not normal.is_anomalous
+    assert node.frames_scored >= 2 and all(len(k) for k in [normal.model_id])
