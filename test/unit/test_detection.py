@@ -213,3 +213,17 @@ def test_cli_fit_predict_evaluate(tmp_path):
     assert rows[0] == "path,label,score,predicted" and len(rows) == 7
     assert (tmp_path / "ev" / "roc.png").is_file() and (tmp_path / "ev" / "pr.png").is_file()
     assert main(["predict", "--model", str(tmp_path / "nope"), str(root), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_calibration_rules():
+    from anomaly_inspection_core.detection import calibrate_threshold
+
+    values = np.array([1.0, 1.0, 1.0, 1.0, 5.0])  # mean 1.8, std 1.6
+    thr, scale = calibrate_threshold(values, typical=1.0, sigmas=2.0, at_least_max=False)
+    assert thr == pytest.approx(1.8 + 2 * 1.6) and scale == pytest.approx((thr - 1.0) / 2)
+    thr_floor, _ = calibrate_threshold(values, typical=1.0, sigmas=1.0, at_least_max=True)
+    assert thr_floor == 5.0
+    with pytest.raises(ValueError, match="at least one"):
+        calibrate_threshold(np.array([]), typical=0.0, sigmas=2.0)
+    with pytest.raises(ValueError, match="image_threshold_sigmas"):
+        PatchCoreConfig(image_threshold_sigmas=-1.0)
