@@ -42,7 +42,7 @@ METADATA_FILE = "metadata.json"
 BANK_FILE = "memory_bank.safetensors"
 
 
-IMAGE_SIGMAS_DEFAULT = 2.0
+IMAGE_SIGMAS_DEFAULT = 2.33  # the one-sided 99 % point of a normal distribution
 MIN_HOLDOUT_FOR_SIGMA_RULE = 10
 
 
