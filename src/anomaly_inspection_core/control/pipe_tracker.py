@@ -242,6 +242,7 @@ class _Segment:
     side: np.ndarray  # horizontal unit vector from the axis towards the UAV
     t_hi: float = -math.inf  # farthest seen axial coordinate (relative to point) ahead
     end_seen: int = 0  # frames in which the end ahead was inside the view
+    end_t: float = -math.inf  # t_hi when the end was last inside the view
     fits: int = 0  # frames fused into this model
 
     def foot(self, p: np.ndarray) -> float:
@@ -397,8 +398,20 @@ class PipeTracker:
         _LOG.info(self.message)
 
     def _side_for(self, d: np.ndarray, axis_point: np.ndarray, uav: np.ndarray,
-                  previous: np.ndarray | None) -> np.ndarray:
-        """Horizontal unit vector from the axis towards where the UAV should fly."""
+                  previous: np.ndarray | None,
+                  previous_direction: np.ndarray | None = None,
+                  radius: float = 0.0) -> np.ndarray:
+        """Horizontal unit vector from the axis towards where the UAV should fly.
+
+        A riser entered from a horizontal run is flown turned from the run's side towards
+        the run's direction (beyond the corner, away from the run): a level camera sees
+        only ~0.4 m above (below) itself at the stand-off, so a piece that turns over the
+        UAV's head at the riser's end would be seen too late from straight beside the
+        riser. Turned so that any continuation passes at least ``radius + 0.45 m``
+        (horizontally) from the UAV, it cannot hit one and sees it at its own level; the
+        angle is as small as that allows (at most 45 deg), which keeps the stand-off to a
+        continuation along the run's direction.
+        """
         h = np.cross(_UP, d)
         if np.linalg.norm(h) > 0.3:
             h = _unit(h)
@@ -410,6 +423,12 @@ class PipeTracker:
             return self._sigma * h
         # (near) vertical pipe: keep the horizontal offset we have
         ref = previous if previous is not None else (uav - axis_point)
+        ahead = None if previous_direction is None else _horizontal_unit(previous_direction)
+        if previous is not None and ahead is not None and abs(float(previous_direction[2])) < 0.8:
+            dist = self.config.standoff_m + radius
+            sin_a = float(np.clip((radius + 0.45) / dist, math.sin(math.radians(20.0)),
+                                  math.sin(math.radians(45.0))))
+            ref = math.sqrt(1.0 - sin_a * sin_a) * _unit(previous) + sin_a * ahead
         s = _horizontal_unit(ref - np.dot(ref, d) * d)
         if s is None:
             raise RuntimeError("the UAV is directly above or below a vertical pipe")
@@ -426,8 +445,11 @@ class PipeTracker:
         seg.point = (1 - a) * seg.point + a * p_meas
         seg.radius = (1 - a) * seg.radius + a * est_map.radius
         # keep t_hi referring to the same place along the pipe
+        shift = float(np.dot(seg.point - old_point, seg.direction))
         if math.isfinite(seg.t_hi):
-            seg.t_hi -= float(np.dot(seg.point - old_point, seg.direction))
+            seg.t_hi -= shift
+        if math.isfinite(seg.end_t):
+            seg.end_t -= shift
         # side stays perpendicular to the (refined) axis
         s = seg.side - np.dot(seg.side, seg.direction) * seg.direction
         if np.linalg.norm(s) > 1e-6:
@@ -438,6 +460,13 @@ class PipeTracker:
         ends = est_map.endpoints
         t_far = max(seg.foot(ends[0]), seg.foot(ends[1]))
         seg.t_hi = max(seg.t_hi, t_far)
+        if seg.end_seen and seg.t_hi > seg.end_t + max(0.3, 2.0 * seg.radius):
+            # the pipe was since seen well beyond the "end" (an oblique or partial view
+            # made it look short): it was no end, and a cylinder near the old extent (a
+            # support under the pipe) must not be taken for a continuation
+            _LOG.debug("end at %.2f m withdrawn: pipe seen to %.2f m", seg.end_t, seg.t_hi)
+            seg.end_seen = 0
+            seg.end_t = -math.inf
 
     def _end_in_view(self, pose: Pose, intrinsics: CameraIntrinsics) -> bool:
         """Whether the axis just beyond the farthest seen point projects inside the image."""
@@ -460,6 +489,7 @@ class PipeTracker:
             return
         if self._end_in_view(pose, intrinsics):
             seg.end_seen += 1
+            seg.end_t = seg.t_hi
         elif seg.end_seen < self.config.confirm_frames:
             return
         cfg = self.config
@@ -508,7 +538,8 @@ class PipeTracker:
             _LOG.debug("continuation: extent %.2f..%.2f spans the corner", rel_lo, rel_hi)
             return
         corner = pa
-        side = self._side_for(direction, corner, pose.position, previous=seg.side)
+        side = self._side_for(direction, corner, pose.position, previous=seg.side,
+                             previous_direction=seg.direction, radius=b.radius)
         nxt = self._next
         if nxt is not None and np.linalg.norm(nxt.corner - corner) < 0.4 and np.dot(
                 nxt.direction, direction) > 0.8:
@@ -603,7 +634,8 @@ class PipeTracker:
         nxt = self._next if (self._next is not None and self._next.seen >= cfg.confirm_frames) else None
         if nxt is not None:
             inside = float(np.dot(seg.side, nxt.direction)) > 0.5
-            late = inside and seg.foot(c) >= seg.foot(nxt.corner) - dist - 0.1
+            riser = abs(float(seg.direction[2])) > 0.8
+            late = inside and not riser and seg.foot(c) >= seg.foot(nxt.corner) - dist - 0.1
             switched = self._maybe_switch(c, nxt, force=late)
             if switched:
                 seg = self._segment
@@ -615,6 +647,8 @@ class PipeTracker:
         if nxt is not None:
             t_corner = seg.foot(nxt.corner)
             inside = float(np.dot(seg.side, nxt.direction)) > 0.5
+            if inside and abs(float(seg.direction[2])) > 0.8:
+                return self._turn_under(pose, nxt)
             if t >= t_corner and not inside:
                 return self._orbit(pose, nxt)
             self.message = f"elbow ahead in {max(t_corner - t, 0.0):.2f} m"
@@ -648,7 +682,9 @@ class PipeTracker:
         seg = self._segment
         if seg is not None:
             pieces.append((seg.point, seg.direction, seg.radius, -math.inf, seg.t_hi))
-        if self._next is not None:
+        if self._next is not None and self._next.seen >= cfg.confirm_frames:
+            # a continuation seen once may be clutter; pushing away from it could also
+            # take the UAV out of the pose from which it would confirm it
             n = self._next
             pieces.append((n.corner, n.direction, n.radius, 0.0, math.inf))
         push = np.zeros(3)
@@ -716,6 +752,52 @@ class PipeTracker:
         v = cfg.speed_mps * max(0.0, 1.0 - float(np.linalg.norm(err)) / 0.5) * tangent
         v = v + cfg.position_gain * err
         self.message = "turning round the outside of an elbow"
+        return self._limit_altitude(pose, v), self._yaw_rate_to(pose, self._facing_yaw(look))
+
+    def _turn_under(self, pose: Pose, nxt: _Continuation) -> tuple[np.ndarray, float]:
+        """Leave a riser for a piece that turns towards the UAV at its top (bottom).
+
+        The next piece starts right above (below) the UAV, so neither climbing on nor
+        orbiting the corner is possible: the UAV holds a stand-off short of the corner, goes
+        round the riser to the next piece's side and then climbs (descends) beside the
+        corner, where :meth:`_maybe_switch` hands over to the next piece.
+        """
+        cfg = self.config
+        seg = self._segment
+        c = pose.position
+        dist = cfg.standoff_m + seg.radius
+        t_hold = seg.foot(nxt.corner) - (cfg.standoff_m + seg.radius + nxt.radius)
+        e1 = seg.side
+        e2 = nxt.side - np.dot(nxt.side, e1) * e1
+        total = math.acos(float(np.clip(np.dot(e1, nxt.side), -1.0, 1.0)))
+        t = seg.foot(c)
+        axis_at = seg.point + t * seg.direction
+        u = c - axis_at
+        if np.linalg.norm(e2) > 1e-6:
+            e2 = _unit(e2)
+            phi = float(np.clip(math.atan2(np.dot(u, e2), np.dot(u, e1)), 0.0, total))
+        else:
+            e2, phi = np.zeros(3), total
+        # horizontal distance from the next piece's axis (where it runs): below it the UAV
+        # must not climb (descend) towards the corner
+        w = c - nxt.corner
+        h_off = w - np.dot(w, nxt.direction) * nxt.direction
+        h_off[2] = 0.0
+        under = (float(np.dot(w, nxt.direction)) > -nxt.radius
+                 and float(np.linalg.norm(h_off)) < nxt.radius + 0.45)
+        if under and phi < total - math.radians(8.0):
+            look = math.cos(phi) * e1 + math.sin(phi) * e2
+            tangent = -math.sin(phi) * e1 + math.cos(phi) * e2
+            target = seg.point + min(t, t_hold) * seg.direction + dist * look
+            err = target - c
+            v = cfg.speed_mps * max(0.0, 1.0 - float(np.linalg.norm(err)) / 0.5) * tangent
+            v = v + cfg.position_gain * err
+            self.message = "elbow over the UAV: going round the riser below it"
+        else:
+            look = nxt.side
+            target = nxt.corner + (cfg.standoff_m + nxt.radius) * nxt.side
+            v = cfg.position_gain * (target - c)
+            self.message = "elbow over the UAV: moving up (down) beside it"
         return self._limit_altitude(pose, v), self._yaw_rate_to(pose, self._facing_yaw(look))
 
     def _probe_end(self, pose: Pose, seg: _Segment, dist: float) -> tuple[np.ndarray, float]:
