@@ -72,7 +72,7 @@ def capture_coverage(out: Path) -> float:
 
 
 @pytest.mark.parametrize("scenario, min_recall, min_precision, max_median_error_m", [
-    ("workcell_casting", 0.3, 0.8, 0.015),
+    ("workcell_casting", 0.5, 0.8, 0.01),  # measured: recall 0.5-0.67, precision 1.0, median 2.8-3.0 mm
 ])
 def test_manipulator_mission(scenario, min_recall, min_precision, max_median_error_m, tmp_path, monkeypatch):
     out = tmp_path / "run"

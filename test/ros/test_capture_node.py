@@ -81,10 +81,10 @@ def test_capture_node_visits_views_and_waits_for_scored_frames(ros_context):
         st = _last_status(statuses)
         assert st["views_done"] == 4 and st["views_skipped"] == 0
         assert st["coverage"] == round(capture.coverage, 4) and abs(capture.coverage - capture.planned_coverage) < 0.02
-        # the captured camera poses are the planned views (roll free)
+        # the captured camera poses are the planned views (roll free) within the IK accuracy
         for view, got in zip(capture.views, capture.captured_poses):
-            assert np.linalg.norm(view.pose.position - got.position) < 0.003
-            assert axis_angle_deg(view.pose.rotation[:, 2], got.rotation[:, 2]) < 1.0
+            assert np.linalg.norm(view.pose.position - got.position) < 0.001
+            assert axis_angle_deg(view.pose.rotation[:, 2], got.rotation[:, 2]) < 0.5
         assert markers and len(markers[-1].markers) == 1 + n_views
 
         # detector ready: a view is done only after a result stamped after settling
