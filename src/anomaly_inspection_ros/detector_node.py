@@ -55,6 +55,7 @@ class DetectorNodeConfig:
     teach_min_interval_s: float = field(default=0.2, metadata={"help": "minimum stamp spacing of taught frames"})
     teach_output_dir: str = field(default="", metadata={"help": "where a taught model is saved ('' = not saved)"})
     coreset_ratio: float = 0.1
+    max_bank_size: int = field(default=4000, metadata={"help": "memory-bank cap of a taught model (fit and search time)"})
 
 
 class DetectorNode(Node):
@@ -183,7 +184,8 @@ class DetectorNode(Node):
         t0 = time.perf_counter()
         try:
             model = PatchCoreModel(PatchCoreConfig(backbone=self.cfg.backbone, image_size=self.cfg.image_size,
-                                                   device=self.device, coreset_ratio=self.cfg.coreset_ratio))
+                                                   device=self.device, coreset_ratio=self.cfg.coreset_ratio,
+                                                   max_bank_size=self.cfg.max_bank_size))
             model.fit(frames)
             if self.cfg.teach_output_dir:
                 model.save(Path(self.cfg.teach_output_dir))
