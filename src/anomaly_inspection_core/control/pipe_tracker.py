@@ -450,10 +450,13 @@ class PipeTracker:
             seg.t_hi -= shift
         if math.isfinite(seg.end_t):
             seg.end_t -= shift
-        # side stays perpendicular to the (refined) axis
-        s = seg.side - np.dot(seg.side, seg.direction) * seg.direction
-        if np.linalg.norm(s) > 1e-6:
-            seg.side = _unit(s)
+        # side stays perpendicular to the (refined) axis; a riser keeps its horizontal side
+        # as chosen: re-projecting it on the tilted axes of its first, elbow-biased fits
+        # would turn it back towards the run before
+        if abs(float(seg.direction[2])) <= 0.8:
+            s = seg.side - np.dot(seg.side, seg.direction) * seg.direction
+            if np.linalg.norm(s) > 1e-6:
+                seg.side = _unit(s)
 
     def _update_extent(self, est_map: CylinderEstimate, pose: Pose) -> None:
         seg = self._segment

@@ -1,0 +1,93 @@
+"""Pipe tracker failure modes found on random pipelines, reproduced on analytic scenes.
+
+* a riser whose top turns back over the UAV (towards its side): a level camera beside the
+  riser sees that piece only when it is almost under it, so the UAV used to hover under
+  the piece for ever (or climb into it);
+* an end of the pipe that was "seen" once (an oblique view right after an elbow) stayed
+  latched although the pipe was later seen well beyond it, so a support post under the pipe
+  near the edge of the view was taken for a descending elbow.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from anomaly_inspection_core.control.pipe_tracker import PipeTracker, PipeTrackerConfig, TrackerState
+from anomaly_inspection_core.geometry.camera import CameraIntrinsics
+from test_pipe_tracker_scene import PipeScene, Uav, distance_to_polyline
+
+# the missions' camera (50 deg vertical field of view), at a quarter of its resolution
+K = CameraIntrinsics.from_fov(160, 120, 50.0)
+RADIUS = 0.13
+STANDOFF = 0.7
+CONFIG = PipeTrackerConfig(standoff_m=STANDOFF, speed_mps=0.4, depth_stride=2, start_direction="auto")
+#: the UAV's collision radius in the simulator (rotor tips)
+UAV_RADIUS = 0.25
+
+
+def _fly(waypoints: list, uav: Uav, max_time_s: float, dt: float = 0.15) -> dict:
+    scene = PipeScene(waypoints, radius=RADIUS)
+    tracker = PipeTracker(CONFIG)
+    gaps, states = [], []
+    t, cmd = 0.0, None
+    while t < max_time_s:
+        pose = uav.pose
+        cmd = tracker.update(scene.render(K, pose), K, pose, t)
+        states.append(cmd.state)
+        gaps.append(distance_to_polyline(uav.position, waypoints) - RADIUS)
+        if cmd.state in (TrackerState.DONE, TrackerState.ABORTED):
+            break
+        uav.step(cmd.linear_body, cmd.yaw_rate, dt)
+        t += dt
+    return {"cmd": cmd, "gaps": np.array(gaps), "states": states, "tracker": tracker}
+
+
+@pytest.mark.parametrize("up", [True, False])
+def test_riser_whose_end_turns_over_the_uav_is_followed_to_the_end(up: bool) -> None:
+    z0, z1 = (1.0, 2.4) if up else (2.4, 1.0)
+    # the UAV starts on the -y side; the piece after the riser comes back towards -y
+    waypoints = [[0, 0, z0], [1.6, 0, z0], [1.6, 0, z1], [1.6, -2.0, z1]]
+    uav = Uav(0.4, -(STANDOFF + RADIUS), z0, math.pi / 2)
+    run = _fly(waypoints, uav, max_time_s=45.0)
+    assert run["cmd"].state == TrackerState.DONE, run["cmd"].message
+    # it followed the last piece to its end ...
+    end = np.asarray(waypoints[-1], float)
+    path = run["tracker"].path
+    assert np.linalg.norm(path[-1][:2] - end[:2]) < 1.2
+    assert abs(path[-1][2] - z1) < 0.15
+    # ... never came near the pipe, and kept the stand-off away from the elbows
+    assert run["gaps"].min() > UAV_RADIUS + 0.1
+    assert np.percentile(np.abs(run["gaps"] - STANDOFF), 90) < 0.25
+    assert TrackerState.SEARCHING not in run["states"]
+
+
+def test_end_seen_once_is_withdrawn_when_the_pipe_goes_on() -> None:
+    waypoints = [[0, 0, 1.2], [8.0, 0, 1.2]]
+    scene = PipeScene(waypoints, radius=RADIUS, posts_every_m=0.8)
+    uav = Uav(1.0, -(STANDOFF + RADIUS), 1.2, math.pi / 2)
+    tracker = PipeTracker(replace_start(CONFIG, "right"))
+    cmd = tracker.update(scene.render(K, uav.pose), K, uav.pose, 0.0)
+    assert cmd.state == TrackerState.TRACKING
+    seg = tracker._segment
+    # an end confirmed from an earlier, partial view, a little ahead of the UAV
+    seg.end_seen, seg.end_t = CONFIG.confirm_frames, seg.foot(uav.position) + 0.1
+    seg.t_hi = seg.end_t
+    t = 0.0
+    for _ in range(25):
+        t += 0.15
+        uav.step(cmd.linear_body, cmd.yaw_rate, 0.15)
+        cmd = tracker.update(scene.render(K, uav.pose), K, uav.pose, t)
+    # the pipe was seen well beyond the old end: no end, no elbow, still moving along
+    assert tracker._segment is seg and seg.end_seen == 0
+    assert cmd.state == TrackerState.TRACKING and cmd.message == "tracking"
+    assert uav.x > 2.0
+    assert abs(distance_to_polyline(uav.position, waypoints) - RADIUS - STANDOFF) < 0.1
+
+
+def replace_start(config: PipeTrackerConfig, start: str) -> PipeTrackerConfig:
+    from dataclasses import replace
+
+    return replace(config, start_direction=start)
