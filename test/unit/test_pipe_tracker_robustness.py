@@ -5,12 +5,15 @@
   the piece for ever (or climb into it);
 * an end of the pipe that was "seen" once (an oblique view right after an elbow) stayed
   latched although the pipe was later seen well beyond it, so a support post under the pipe
-  near the edge of the view was taken for a descending elbow.
+  near the edge of the view was taken for a descending elbow;
+* a pipe re-acquired for a moment and lost again restarted the search clock each time, so
+  the UAV could search for ever instead of reporting ABORTED.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -68,7 +71,7 @@ def test_end_seen_once_is_withdrawn_when_the_pipe_goes_on() -> None:
     waypoints = [[0, 0, 1.2], [8.0, 0, 1.2]]
     scene = PipeScene(waypoints, radius=RADIUS, posts_every_m=0.8)
     uav = Uav(1.0, -(STANDOFF + RADIUS), 1.2, math.pi / 2)
-    tracker = PipeTracker(replace_start(CONFIG, "right"))
+    tracker = PipeTracker(replace(CONFIG, start_direction="right"))
     cmd = tracker.update(scene.render(K, uav.pose), K, uav.pose, 0.0)
     assert cmd.state == TrackerState.TRACKING
     seg = tracker._segment
@@ -87,7 +90,26 @@ def test_end_seen_once_is_withdrawn_when_the_pipe_goes_on() -> None:
     assert abs(distance_to_polyline(uav.position, waypoints) - RADIUS - STANDOFF) < 0.1
 
 
-def replace_start(config: PipeTrackerConfig, start: str) -> PipeTrackerConfig:
-    from dataclasses import replace
-
-    return replace(config, start_direction=start)
+def test_pipe_lost_again_and_again_at_one_place_ends_in_aborted() -> None:
+    # the pipe shows up for a moment now and then (e.g. a wrong fit re-acquired and lost):
+    # each re-acquisition used to restart the search clock, so the UAV searched for ever
+    scene = PipeScene([[0, 0, 1.2], [6, 0, 1.2]], radius=RADIUS)
+    empty = PipeScene([[0, 0, -5], [1, 0, -5]], posts_every_m=0, flanges_every_m=0)
+    uav = Uav(2.0, -(STANDOFF + RADIUS), 1.2, math.pi / 2)
+    tracker = PipeTracker(replace(CONFIG, search_timeout_s=3.0, start_direction="right"))
+    t, states = 0.0, []
+    while t < 30.0:
+        visible = t < 1.0 or (t % 2.5) < 0.2
+        cmd = tracker.update((scene if visible else empty).render(K, uav.pose), K, uav.pose, t)
+        states.append(cmd.state)
+        if cmd.state == TrackerState.ABORTED:
+            break
+        uav.step(cmd.linear_body, cmd.yaw_rate, 0.1)
+        t += 0.1
+    assert cmd.state == TrackerState.ABORTED, cmd.message
+    assert "again" in cmd.message
+    # it was re-acquired in between: the clock summed several searches
+    switches = sum(1 for a, b in zip(states[:-1], states[1:])
+                   if a == TrackerState.SEARCHING and b == TrackerState.TRACKING)
+    assert switches >= 1
+    assert t < 12.0

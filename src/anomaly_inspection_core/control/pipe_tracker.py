@@ -285,6 +285,10 @@ class PipeTracker:
         self._last_fit_stamp: float | None = None
         self._start_stamp: float | None = None
         self._search_start: float | None = None
+        # searching time summed over repeated losses at about the same place: a pipe that is
+        # re-acquired for a moment and lost again must not keep the UAV searching for ever
+        self._searched_s = 0.0
+        self._streak_origin: np.ndarray | None = None
         self._search_origin: np.ndarray | None = None
         self._search_yaw0 = 0.0
         self._probing = False
@@ -571,6 +575,7 @@ class PipeTracker:
                 self.state = TrackerState.TRACKING
                 self.message = "pipe re-acquired"
                 _LOG.info(self.message)
+                self._searched_s += stamp - self._search_start
                 self._search_start = None
             else:
                 return self._search(pose, stamp)
@@ -580,6 +585,9 @@ class PipeTracker:
 
     def _enter_search(self, pose: Pose, stamp: float) -> None:
         self.state = TrackerState.SEARCHING
+        if self._streak_origin is None or np.linalg.norm(pose.position - self._streak_origin) > 1.0:
+            self._streak_origin = pose.position.copy()
+            self._searched_s = 0.0
         self._search_start = stamp
         self._search_origin = pose.position.copy()
         self._search_yaw0 = _camera_yaw(pose)
@@ -589,10 +597,11 @@ class PipeTracker:
     def _search(self, pose: Pose, stamp: float) -> tuple[np.ndarray, float]:
         cfg = self.config
         elapsed = stamp - self._search_start
-        if elapsed > cfg.search_timeout_s:
+        if self._searched_s + elapsed > cfg.search_timeout_s:
             self.state = TrackerState.ABORTED
+            again = " (lost again and again within 1 m)" if self._searched_s > 0 else ""
             self.message = (f"ABORTED: pipe lost and not re-acquired within "
-                            f"{cfg.search_timeout_s:.0f} s (yaw sweep +-{cfg.search_yaw_deg:.0f} deg, "
+                            f"{cfg.search_timeout_s:.0f} s of searching{again} (yaw sweep +-{cfg.search_yaw_deg:.0f} deg, "
                             f"back-off {cfg.search_backoff_m:.2f} m)")
             _LOG.error(self.message)
             return np.zeros(3), 0.0
