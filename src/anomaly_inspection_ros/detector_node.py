@@ -46,6 +46,9 @@ class DetectorNodeConfig:
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
     max_rate_hz: float = field(default=5.0, metadata={"help": "upper bound on frames scored per second"})
     image_qos: str = "sensor_data"
+    region_threshold: float = field(default=0.5, metadata={
+        "help": "anomaly-map level for region extraction (0.5 = the model's calibrated pixel threshold); lower "
+                "finds fainter defects, with more single-view false positives for the mapper's fusion to reject"})
     publish_map: bool = True
     publish_overlay: bool = True
     # teaching (online fitting from normal frames)
@@ -64,6 +67,8 @@ class DetectorNode(Node):
         self.cfg = declare_config(self, DetectorNodeConfig)
         if self.cfg.max_rate_hz <= 0:
             raise ValueError("max_rate_hz must be positive")
+        if not 0.0 < self.cfg.region_threshold < 1.0:
+            raise ValueError("region_threshold must be in (0, 1)")
         self.warner = ThrottledWarner(self)
         self.device = self._resolve_device(self.cfg.device)
         self.model = None
@@ -221,6 +226,11 @@ class DetectorNode(Node):
             return
         t0 = time.perf_counter()
         pred = self.model.predict(rgb)
+        if self.cfg.region_threshold != 0.5:
+            from anomaly_inspection_core.detection import extract_regions
+
+            pred.regions = extract_regions(pred.anomaly_map, self.cfg.region_threshold,
+                                           self.model.config.min_region_area_px)
         ms = (time.perf_counter() - t0) * 1e3
         self.latencies_ms.append(ms)
         self.frames_scored += 1
@@ -239,7 +249,7 @@ class DetectorNode(Node):
         out = AnomalyResult(header=msg.header)
         out.score = float(pred.score)
         out.threshold = 0.5
-        out.pixel_threshold = 0.5  # the model normalises its map so that 0.5 is the pixel threshold
+        out.pixel_threshold = float(self.cfg.region_threshold)  # 0.5 = the model's calibrated pixel threshold
         out.is_anomalous = bool(pred.is_anomalous)
         out.model_id = str(self.model.model_id)
         out.inference_ms = float(ms)
