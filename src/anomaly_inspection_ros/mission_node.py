@@ -77,7 +77,7 @@ class MissionNode(Node):
                                  latched_qos())
         self.clients_ = {
             name: self.create_client(srv, name) for name, srv in (
-                ("sim/load_clean", Trigger), ("sim/load_inspection", Trigger), ("detector/teach", SetBool),
+                ("sim/load_clean", Trigger), ("sim/pause", SetBool), ("sim/load_inspection", Trigger), ("detector/teach", SetBool),
                 (f"{self.driver}/start", Trigger), (f"{self.driver}/stop", Trigger), ("mapper/reset", Trigger),
                 ("report/write", Trigger))
         }
@@ -177,9 +177,11 @@ class MissionNode(Node):
                 self._call("detector/teach", SetBool.Request(data=True))
                 self._run_pass("teach")
                 self._call("detector/teach", SetBool.Request(data=False))
-                self._log("fitting the anomaly model on the taught frames")
+                self._log("fitting the anomaly model on the taught frames (simulation paused meanwhile)")
+                self._call("sim/pause", SetBool.Request(data=True))
                 self._wait("the detector model", lambda: self.detector_status.get("state") in ("ready", "error"),
                            self.cfg.fit_timeout_s)
+                self._call("sim/pause", SetBool.Request(data=False))
                 if self.detector_status.get("state") != "ready":
                     raise MissionFailed(f"teaching failed: {self.detector_status.get('message')}")
                 self._log(f"model ready: {self.detector_status.get('message')}")

@@ -27,7 +27,7 @@ from std_msgs.msg import ColorRGBA, Header
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
-from anomaly_inspection.msg import PipelineTrackerStatus
+from anomaly_inspection.msg import AnomalyResult, PipelineTrackerStatus
 from anomaly_inspection_core.control.pipe_tracker import PipeTracker, PipeTrackerConfig, TrackerState
 
 from . import conversions as conv
@@ -55,6 +55,9 @@ class TrackerNodeConfig:
     search_timeout_s: float = 20.0
     lost_timeout_s: float = 0.8
     max_yaw_rate: float = 0.6
+    capture_spacing_m: float = field(default=0.1, metadata={
+        "help": "while the detector is scoring, fly at most this far between scored frames (speed <= spacing x "
+                "scoring rate in simulated time), so every defect is scored from several views; 0 = no cap"})
 
 
 class PipelineTrackerNode(Node):
@@ -83,6 +86,8 @@ class PipelineTrackerNode(Node):
         self.pub_status = self.create_publisher(PipelineTrackerStatus, "tracker/status", latched_qos())
         self.pub_markers = self.create_publisher(MarkerArray, "tracker/axis_markers", 5)
         self.pub_path = self.create_publisher(Path, "tracker/path", latched_qos())
+        self.create_subscription(AnomalyResult, "anomaly/result", self._on_result, 10)
+        self._result_stamps: list[float] = []
         self.create_service(Trigger, "tracker/start", self._on_start)
         self.create_service(Trigger, "tracker/stop", self._on_stop)
 
@@ -99,6 +104,22 @@ class PipelineTrackerNode(Node):
         self.pub_cmd.publish(Twist())
         response.success, response.message = True, "stopped (hovering)"
         return response
+
+    # ------------------------------------------------------------------ detector pacing
+    def _on_result(self, msg: AnomalyResult) -> None:
+        try:
+            t = conv.validate_stamp(msg.header.stamp)
+        except conv.ConversionError:
+            return
+        self._result_stamps = [s for s in self._result_stamps if t - s < 5.0] + [t]
+
+    def speed_cap(self, now: float) -> float:
+        """Speed limit from the detector's scoring rate (inf when it is not scoring or no cap is set)."""
+        recent = [s for s in self._result_stamps if now - s < 5.0]
+        if self.cfg.capture_spacing_m <= 0 or len(recent) < 2:
+            return float("inf")
+        rate = (len(recent) - 1) / max(recent[-1] - recent[0], 1e-3)
+        return self.cfg.capture_spacing_m * rate
 
     # ------------------------------------------------------------------ inputs
     def _on_info(self, msg: CameraInfo) -> None:
@@ -159,8 +180,13 @@ class PipelineTrackerNode(Node):
         self.frames += 1
         prev_state = self.last_command.state if self.last_command is not None else None
         self.last_command = cmd
+        linear = np.asarray(cmd.linear_body, dtype=float)
+        cap = self.speed_cap(t)
+        speed = float(np.linalg.norm(linear))
+        if speed > cap:
+            linear = linear * (cap / speed)  # same path, slower: the detector scores every ~spacing metres
         twist = Twist()
-        twist.linear.x, twist.linear.y, twist.linear.z = (float(v) for v in cmd.linear_body)
+        twist.linear.x, twist.linear.y, twist.linear.z = (float(v) for v in linear)
         twist.angular.z = float(cmd.yaw_rate)
         self.pub_cmd.publish(twist)
         if cmd.state != prev_state:

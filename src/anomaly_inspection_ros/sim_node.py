@@ -33,7 +33,7 @@ from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header, String
-from std_srvs.srv import Trigger
+from std_srvs.srv import SetBool, Trigger
 
 from anomaly_inspection.msg import Defect, DefectArray
 from anomaly_inspection_core.geometry.camera import Pose
@@ -93,6 +93,8 @@ class SimNode(Node):
         else:
             self.create_subscription(PoseStamped, "camera/target_pose", self._on_target_pose, 10)
 
+        self.paused = False
+        self.create_service(SetBool, "sim/pause", self._on_pause)
         self.create_service(Trigger, "sim/load_clean", lambda req, res: self._load(res, clean=True))
         self.create_service(Trigger, "sim/load_inspection", lambda req, res: self._load(res, clean=False))
         self._publish_ground_truth()
@@ -102,6 +104,13 @@ class SimNode(Node):
             f"sim: scenario '{self.scenario.name}'{' (clean twin)' if self.cfg.clean else ''}, robot "
             f"{self.scenario.robot}, {self.world.intrinsics.width}x{self.world.intrinsics.height} at "
             f"{self.cfg.rate_hz:g} Hz, {len(self.scenario.defects)} defects")
+
+    def _on_pause(self, request, response):
+        """Freeze simulated time and rendering (frees the CPU, e.g. while a model is being fitted)."""
+        self.paused = bool(request.data)
+        self._publish_status("paused" if self.paused else "running")
+        response.success, response.message = True, "paused" if self.paused else "running"
+        return response
 
     # ------------------------------------------------------------------ world switching
     def _load(self, response, clean: bool):
@@ -118,7 +127,7 @@ class SimNode(Node):
         self.world = SimWorld(scenario)
         self.scenario, self.cfg.clean = scenario, clean
         self.robot = make_robot(scenario)
-        self.crashed = False
+        self.crashed = self.paused = False
         self._last_cmd_time = None
         self._publish_ground_truth()
         self._publish_status("running")
@@ -150,12 +159,16 @@ class SimNode(Node):
         if self.robot.set_target(target) is False:
             self.warner.warn("unreachable", f"camera target refused: {getattr(self.robot, 'last_error', '')}")
             self._publish_status("target_refused", getattr(self.robot, "last_error", ""))
+            self._target_refused = True
             return
+        if getattr(self, "_target_refused", False):
+            self._target_refused = False
+            self._publish_status("running")
         self._last_cmd_time = time.monotonic()
 
     # ------------------------------------------------------------------ stepping
     def _step(self) -> None:
-        if self.crashed:
+        if self.crashed or self.paused:
             return
         if (self.robot.command_type == "twist" and self._last_cmd_time is not None
                 and time.monotonic() - self._last_cmd_time > self.cfg.command_timeout_s):
