@@ -70,24 +70,31 @@ def test_riser_whose_end_turns_over_the_uav_is_followed_to_the_end(up: bool) -> 
 def test_end_seen_once_is_withdrawn_when_the_pipe_goes_on() -> None:
     waypoints = [[0, 0, 1.2], [8.0, 0, 1.2]]
     scene = PipeScene(waypoints, radius=RADIUS, posts_every_m=0.8)
+    # at first only a short stretch is visible (as from an oblique view after an elbow)
+    stub = PipeScene([[0, 0, 1.2], [1.6, 0, 1.2]], radius=RADIUS, posts_every_m=0.8)
     uav = Uav(1.0, -(STANDOFF + RADIUS), 1.2, math.pi / 2)
     tracker = PipeTracker(replace(CONFIG, start_direction="right"))
-    cmd = tracker.update(scene.render(K, uav.pose), K, uav.pose, 0.0)
-    assert cmd.state == TrackerState.TRACKING
-    seg = tracker._segment
-    # an end confirmed from an earlier, partial view, a little ahead of the UAV
-    seg.end_seen, seg.end_t = CONFIG.confirm_frames, seg.foot(uav.position) + 0.1
-    seg.t_hi = seg.end_t
-    t = 0.0
-    for _ in range(25):
+    t, messages, cmd = 0.0, [], None
+    while t < 12.0:
+        probing = any("going round it" in m for m in messages)
+        cmd = tracker.update((scene if probing else stub).render(K, uav.pose), K, uav.pose, t)
+        messages.append(cmd.message)
+        uav.step(cmd.linear_body, cmd.yaw_rate, 0.15)
+        t += 0.15
+    assert any("pipe end ahead" in m for m in messages)
+    assert any("going round it" in m for m in messages)
+    # the pipe was seen well beyond the old end: no end, no elbow (posts), moving along
+    assert cmd.state == TrackerState.TRACKING and cmd.message == "tracking", cmd.message
+    assert not any("elbow" in m for m in messages)
+    assert uav.x > 3.5
+    assert abs(distance_to_polyline(uav.position, waypoints) - RADIUS - STANDOFF) < 0.1
+    # looking round the withdrawn end must not leave the loss detection switched off
+    empty = PipeScene([[0, 0, -5], [1, 0, -5]], posts_every_m=0, flanges_every_m=0)
+    for _ in range(15):
         t += 0.15
         uav.step(cmd.linear_body, cmd.yaw_rate, 0.15)
-        cmd = tracker.update(scene.render(K, uav.pose), K, uav.pose, t)
-    # the pipe was seen well beyond the old end: no end, no elbow, still moving along
-    assert tracker._segment is seg and seg.end_seen == 0
-    assert cmd.state == TrackerState.TRACKING and cmd.message == "tracking"
-    assert uav.x > 2.0
-    assert abs(distance_to_polyline(uav.position, waypoints) - RADIUS - STANDOFF) < 0.1
+        cmd = tracker.update(empty.render(K, uav.pose), K, uav.pose, t)
+    assert cmd.state == TrackerState.SEARCHING
 
 
 def test_pipe_lost_again_and_again_at_one_place_ends_in_aborted() -> None:

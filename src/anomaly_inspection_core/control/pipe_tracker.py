@@ -640,6 +640,9 @@ class PipeTracker:
 
     def _follow(self, pose: Pose) -> tuple[np.ndarray, float]:
         cfg = self.config
+        # set again by _probe_end while probing; an end withdrawn meanwhile (the pipe goes
+        # on) must not leave the loss detection switched off
+        self._probing = False
         seg = self._segment
         c = pose.position
         dist = cfg.standoff_m + seg.radius
