@@ -640,8 +640,9 @@ class PipeTracker:
 
     def _follow(self, pose: Pose) -> tuple[np.ndarray, float]:
         cfg = self.config
-        # set again by _probe_end while probing; an end withdrawn meanwhile (the pipe goes
-        # on) must not leave the loss detection switched off
+        # set again by _probe_end / _orbit / _turn_under, which turn the camera away from the
+        # followed piece on purpose; an end withdrawn meanwhile (the pipe goes on) must not
+        # leave the loss detection switched off
         self._probing = False
         seg = self._segment
         c = pose.position
@@ -747,6 +748,7 @@ class PipeTracker:
     def _orbit(self, pose: Pose, nxt: _Continuation) -> tuple[np.ndarray, float]:
         """Go round the outside of a corner at the stand-off distance from the corner."""
         cfg = self.config
+        self._probing = True
         seg = self._segment
         c = pose.position
         e1 = seg.side
@@ -778,6 +780,7 @@ class PipeTracker:
         corner, where :meth:`_maybe_switch` hands over to the next piece.
         """
         cfg = self.config
+        self._probing = True
         seg = self._segment
         c = pose.position
         dist = cfg.standoff_m + seg.radius
