@@ -99,7 +99,8 @@ class MapperNode(Node):
                                               min_score=self.cfg.min_score))
         n = max(4, int(self.cfg.buffer_size))
         self.depth_buf, self.pose_buf = _StampBuffer(n), _StampBuffer(n)
-        self.info_buf, self.rgb_buf, self.map_buf = _StampBuffer(n), _StampBuffer(8), _StampBuffer(8)
+        # colour images wait here for the detector (~1 s behind on a loaded CPU): keep enough of them
+        self.info_buf, self.rgb_buf, self.map_buf = _StampBuffer(n), _StampBuffer(max(8, n // 2)), _StampBuffer(8)
         self.pending: collections.deque = collections.deque(maxlen=n)
         self.path: list[np.ndarray] = []
         self.ground_truth: Optional[list[dict]] = None

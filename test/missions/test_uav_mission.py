@@ -31,6 +31,9 @@ def test_short_uav_mission_finds_the_defects(tmp_path):
     assert (out / "report.html").stat().st_size > 10_000
     ev = report["evaluation"]
     print(json.dumps({k: ev[k] for k in ("recall", "precision", "median_error_m", "p95_error_m")}))
-    assert ev["recall"] >= 0.8, ev
+    # Measured on 2 loaded cores: recall 0.83, precision 1.0, median error 6 mm (pipeline_short).
+    assert ev["recall"] >= 0.6, ev
     assert ev["precision"] >= 0.8, ev
-    assert ev["median_error_m"] <= 0.05, ev
+    assert ev["median_error_m"] <= 0.03, ev
+    crops = [d["evidence"]["crop_png"] for d in report["defects"] if (d.get("evidence") or {}).get("crop_png")]
+    assert crops and all((out / c).is_file() for c in crops), "reported defects need image evidence"
