@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scenario", default=None, help="shipped scenario name or YAML path (default: per robot)")
     p.add_argument("--out", default=None, help="output folder (default: output/<robot>-<scenario>-<time>)")
     p.add_argument("--model", default="", help="use this fitted model directory instead of a teach pass")
+    p.add_argument("--params-file", default="",
+                   help="ROS 2 parameter file (/**/<node>: keys) applied after the shipped mission parameters")
     p.add_argument("--timeout", type=float, default=1200.0, help="wall-clock limit for the whole mission, s")
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID for the mission's processes")
     p.set_defaults(handler=run_mission_command)
@@ -45,8 +47,8 @@ def _param_arg(key: str, value) -> str:
 def node_command(node) -> list[str]:
     cmd = [sys.executable, "-m", node.module, "--ros-args", "-r", f"__ns:=/{node.namespace}",
            "-r", f"__node:={node.name}"]
-    if node.param_file:
-        cmd += ["--params-file", node.param_file]
+    for param_file in node.param_files:
+        cmd += ["--params-file", param_file]
     for key, value in node.parameters.items():
         cmd += ["-p", _param_arg(key, value)]
     return cmd
@@ -85,12 +87,14 @@ def run_mission_command(args: argparse.Namespace) -> int:
         raise CliError(f"scenario '{scenario.name}' is for robot '{scenario.robot}', not '{args.robot}'")
     if args.model and not Path(args.model).is_dir():
         raise CliError(f"model directory not found: {args.model}")
+    if args.params_file and not Path(args.params_file).is_file():
+        raise CliError(f"parameter file not found: {args.params_file}")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"output/{args.robot}-{scenario.name}-{stamp}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     logs = out / "logs"
     logs.mkdir(exist_ok=True)
-    spec = mission_spec(args.robot, scenario_name, str(out), model_dir=args.model)
+    spec = mission_spec(args.robot, scenario_name, str(out), model_dir=args.model, params_file=args.params_file)
 
     env = apply_dds_environment(dict(os.environ))
     env.setdefault("MUJOCO_GL", "osmesa")

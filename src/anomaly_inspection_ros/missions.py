@@ -31,6 +31,11 @@ class NodeSpec:
     namespace: str
     parameters: dict = field(default_factory=dict)
     param_file: str = ""
+    extra_param_file: str = ""  # a user's parameter file, applied after the shipped one
+
+    @property
+    def param_files(self) -> list[str]:
+        return [f for f in (self.param_file, self.extra_param_file) if f]
 
     @property
     def module(self) -> str:
@@ -46,8 +51,12 @@ class MissionSpec:
 
 
 def mission_spec(robot: str, scenario: str | None = None, output_dir: str = "output/mission",
-                 use_sim_time: bool = True, model_dir: str = "") -> MissionSpec:
-    """The nodes of a teach-then-inspect mission for ``robot`` on ``scenario``."""
+                 use_sim_time: bool = True, model_dir: str = "", params_file: str = "") -> MissionSpec:
+    """The nodes of a teach-then-inspect mission for ``robot`` on ``scenario``.
+
+    ``params_file`` (ROS 2 parameter-file format, ``/**/<node>:`` keys) overrides the shipped
+    per-mission parameters, e.g. to shorten a mission or tune the detector.
+    """
     if robot not in ROBOTS:
         raise ValueError(f"unknown robot '{robot}' (expected one of {', '.join(ROBOTS)})")
     ns, param_name, default_scenario = ROBOTS[robot]
@@ -71,4 +80,7 @@ def mission_spec(robot: str, scenario: str | None = None, output_dir: str = "out
         nodes.append(NodeSpec("patrol_node", "patrol", ns, {**common, "scenario": scenario}, param_file))
     nodes.append(NodeSpec("mission_node", "mission", ns,
                           {**common, "robot": robot, "teach": model_dir == "", "output_dir": out}, param_file))
+    if params_file:
+        extra = str(Path(params_file).resolve())
+        nodes = [NodeSpec(n.executable, n.name, n.namespace, n.parameters, n.param_file, extra) for n in nodes]
     return MissionSpec(robot, scenario, out, tuple(nodes))
