@@ -58,7 +58,7 @@ def run_mission(robot: str, scenario: str, out: Path, overrides: dict, monkeypat
     monkeypatch.setattr(missions, "mission_spec", shortened_spec)
     # the node processes import this checkout's code, not an older installed copy
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
-    args = argparse.Namespace(robot=robot, scenario=scenario, out=str(out), model="", timeout=600.0,
+    args = argparse.Namespace(robot=robot, scenario=scenario, out=str(out), model="", params_file="", timeout=600.0,
                               domain_id=int(os.environ["ROS_DOMAIN_ID"]))
     return run_mission_command(args)
 
