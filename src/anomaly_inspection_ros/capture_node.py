@@ -244,10 +244,7 @@ class CaptureNode(Node):
     # ------------------------------------------------------------------ inputs
     def _on_pose(self, msg: PoseStamped) -> None:
         try:
-            t = conv.validate_stamp(msg.header.stamp)
-            if msg.header.frame_id != self.cfg.map_frame:
-                raise conv.ConversionError(f"pose frame '{msg.header.frame_id}' is not '{self.cfg.map_frame}'")
-            pose = conv.pose_msg_to_pose(msg.pose)
+            t, pose = conv.pose_stamped_to_pose(msg, self.cfg.map_frame)
         except conv.ConversionError as exc:
             self.warner.warn("pose", f"dropping camera pose: {exc}")
             return

@@ -222,6 +222,19 @@ def pose_msg_to_pose(msg: PoseMsg) -> Pose:
     return Pose(np.array(p), np.array(q) / n)
 
 
+def pose_stamped_to_pose(msg: PoseStamped, frame_id: str) -> tuple[float, Pose]:
+    """(stamp seconds, pose) of a PoseStamped that must be in ``frame_id``; ConversionError otherwise."""
+    t = validate_stamp(msg.header.stamp)
+    if msg.header.frame_id != frame_id:
+        raise ConversionError(f"pose frame '{msg.header.frame_id}' is not '{frame_id}'")
+    return t, pose_msg_to_pose(msg.pose)
+
+
+def stamped_depth(msg: Image) -> tuple[float, np.ndarray]:
+    """(stamp seconds, depth in metres with NaN invalid) of a depth image; ConversionError otherwise."""
+    return validate_stamp(msg.header.stamp), depth_to_metres(msg)
+
+
 def pose_to_pose_msg(pose: Pose) -> PoseMsg:
     msg = PoseMsg()
     msg.position = Point(x=float(pose.position[0]), y=float(pose.position[1]), z=float(pose.position[2]))

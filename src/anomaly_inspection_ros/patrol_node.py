@@ -210,8 +210,7 @@ class PatrolNode(Node):
 
     def _on_depth(self, msg: Image) -> None:
         try:
-            t = conv.validate_stamp(msg.header.stamp)
-            depth = conv.depth_to_metres(msg)
+            t, depth = conv.stamped_depth(msg)
         except conv.ConversionError as exc:
             self.warner.warn("depth", f"dropping depth image: {exc}")
             return
@@ -252,10 +251,8 @@ class PatrolNode(Node):
 
     def _on_pose(self, msg: PoseStamped) -> None:
         try:
-            t = conv.validate_stamp(msg.header.stamp)
-            if msg.header.frame_id != self.cfg.map_frame:
-                raise conv.ConversionError(f"pose frame '{msg.header.frame_id}' is not '{self.cfg.map_frame}'")
-            body = body_pose_from_camera(conv.pose_msg_to_pose(msg.pose), self.camera_yaw_deg)
+            t, camera_pose = conv.pose_stamped_to_pose(msg, self.cfg.map_frame)
+            body = body_pose_from_camera(camera_pose, self.camera_yaw_deg)
         except (conv.ConversionError, ValueError) as exc:
             self.warner.warn("pose", f"dropping camera pose: {exc}")
             return

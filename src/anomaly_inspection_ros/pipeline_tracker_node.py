@@ -130,8 +130,7 @@ class PipelineTrackerNode(Node):
 
     def _on_depth(self, msg: Image) -> None:
         try:
-            t = conv.validate_stamp(msg.header.stamp)
-            depth = conv.depth_to_metres(msg)
+            t, depth = conv.stamped_depth(msg)
         except conv.ConversionError as exc:
             self.warner.warn("depth", f"dropping depth image: {exc}")
             return
@@ -140,10 +139,7 @@ class PipelineTrackerNode(Node):
 
     def _on_pose(self, msg: PoseStamped) -> None:
         try:
-            t = conv.validate_stamp(msg.header.stamp)
-            if msg.header.frame_id != self.cfg.map_frame:
-                raise conv.ConversionError(f"pose frame '{msg.header.frame_id}' is not '{self.cfg.map_frame}'")
-            pose = conv.pose_msg_to_pose(msg.pose)
+            t, pose = conv.pose_stamped_to_pose(msg, self.cfg.map_frame)
         except conv.ConversionError as exc:
             self.warner.warn("pose", f"dropping pose: {exc}")
             return

@@ -126,3 +126,16 @@ def test_pointcloud_round_trip():
     pts = RNG.random((10, 3)).astype(np.float32)
     msg = conv.points_to_pointcloud2(pts, Header(frame_id="map"), intensity=np.arange(10))
     np.testing.assert_array_equal(conv.pointcloud2_to_points(msg), pts)
+
+
+def test_pose_stamped_must_be_in_the_expected_frame():
+    from geometry_msgs.msg import PoseStamped
+
+    pose = Pose.looking_at([1.0, 0.0, 1.0], [0.0, 0.0, 1.0])
+    msg = conv.pose_to_pose_stamped(pose, Header(stamp=conv.sec_to_stamp(5.5), frame_id="map"))
+    t, back = conv.pose_stamped_to_pose(msg, "map")
+    assert t == pytest.approx(5.5) and np.allclose(back.matrix(), pose.matrix(), atol=1e-6)
+    with pytest.raises(conv.ConversionError, match="frame 'map' is not 'odom'"):
+        conv.pose_stamped_to_pose(msg, "odom")
+    with pytest.raises(conv.ConversionError, match="zero"):
+        conv.pose_stamped_to_pose(PoseStamped(header=Header(frame_id="map")), "map")
