@@ -30,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--params-file", default="",
                    help="ROS 2 parameter file (/**/<node>: keys) applied after the shipped mission parameters")
     p.add_argument("--timeout", type=float, default=1200.0, help="wall-clock limit for the whole mission, s")
-    p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID for the mission's processes")
+    p.add_argument("--domain-id", type=int, default=None,
+                   help="ROS_DOMAIN_ID for the mission's processes (0-101: higher ones can collide with "
+                        "ephemeral ports)")
     p.set_defaults(handler=run_mission_command)
 
 
