@@ -52,9 +52,13 @@ class MapperNodeConfig:
     buffer_size: int = field(default=60, metadata={"help": "messages kept per input topic"})
     use_tf: bool = field(default=False, metadata={"help": "camera pose from tf2 (full ROS 2 install) instead of camera/pose"})
     min_region_area_px: int = 12
+    max_depth_m: float = field(default=10.0, metadata={
+        "help": "regions whose surface is farther than this are not localised (beyond inspection range)"})
     gate_m: float = 0.08
     min_views: int = 2
     min_score: float = 0.55
+    min_view_quality: float = field(default=0.0, metadata={
+        "help": "ignore views below this quality (score x distance x incidence weight; grazing or far views)"})
     publish_points: bool = True
     output_dir: str = field(default="", metadata={"help": "folder for report.json / report.html"})
     scenario: str = field(default="", metadata={"help": "scenario name/path, only to draw the asset in the report"})
@@ -94,9 +98,9 @@ class MapperNode(Node):
         super().__init__("mapper", **kwargs)
         self.cfg = declare_config(self, MapperNodeConfig)
         self.warner = ThrottledWarner(self)
-        self.loc_cfg = LocalizationConfig()
+        self.loc_cfg = LocalizationConfig(max_depth_m=self.cfg.max_depth_m)
         self.fuser = DefectFuser(FusionConfig(gate_m=self.cfg.gate_m, min_views=self.cfg.min_views,
-                                              min_score=self.cfg.min_score))
+                                              min_score=self.cfg.min_score, min_quality=self.cfg.min_view_quality))
         n = max(4, int(self.cfg.buffer_size))
         self.depth_buf, self.pose_buf = _StampBuffer(n), _StampBuffer(n)
         # colour images wait here for the detector (~1 s behind on a loaded CPU): keep enough of them
