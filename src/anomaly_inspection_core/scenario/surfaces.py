@@ -7,6 +7,7 @@ defect patches, and for clearance checks (UAV crash detection). Pure numpy.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,18 +35,19 @@ class SurfaceHit:
     on_surface: bool  # False when the closest point is on an open end or a face that hosts nothing
 
 
-class Surface:
+class Surface(ABC):
     """Interface of an analytic surface."""
 
     name: str
     deformable: bool = False  # the world can push it in for dents
 
+    @abstractmethod
     def closest_many(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Closest surface points (N,3), outward normals (N,3), signed distances (N,)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def closest(self, point: np.ndarray) -> SurfaceHit:
-        raise NotImplementedError
+        """Closest surface point, outward normal and signed distance of one point."""
 
     def signed_distance(self, point: np.ndarray) -> float:
         return float(self.closest_many(np.asarray(point, dtype=np.float64).reshape(1, 3))[2][0])

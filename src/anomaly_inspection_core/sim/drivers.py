@@ -7,6 +7,7 @@ camera pose and the body position (for collision checks).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +24,7 @@ class _Twist:
     yaw_rate: float
 
 
-class RobotDriver:
+class RobotDriver(ABC):
     """Base: holds the latest command; subclasses integrate it in :meth:`step`."""
 
     command_type = "twist"  # or "pose"
@@ -41,14 +42,17 @@ class RobotDriver:
     def set_target(self, target: Pose) -> bool:
         raise TypeError(f"{type(self).__name__} takes velocity commands, not pose targets")
 
+    @abstractmethod
     def step(self, dt: float) -> None:
-        raise NotImplementedError
+        """Integrate the latest command over ``dt`` seconds."""
 
+    @abstractmethod
     def camera_pose(self) -> Pose:
-        raise NotImplementedError
+        """Camera optical frame in ``map``."""
 
+    @abstractmethod
     def body_position(self) -> np.ndarray:
-        raise NotImplementedError
+        """Position used for collision checks."""
 
     def collides(self, scenario: Scenario) -> bool:
         return collides(scenario, self.body_position(), self.collision_radius)
