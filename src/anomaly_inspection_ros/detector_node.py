@@ -59,6 +59,13 @@ class DetectorNodeConfig:
     teach_output_dir: str = field(default="", metadata={"help": "where a taught model is saved ('' = not saved)"})
     coreset_ratio: float = 0.1
     max_bank_size: int = field(default=4000, metadata={"help": "memory-bank cap of a taught model (fit and search time)"})
+    teach_holdout_fraction: float = field(default=0.2, metadata={
+        "help": "share of the taught frames kept out of the bank to calibrate the thresholds (a teach pass "
+                "gives 50-150 frames: 10 % leaves too few for the tail of the normal maxima)"})
+    border_margin: float = field(default=0.075, metadata={
+        "help": "fraction of each image side along the edges that a taught model's calibration, regions and "
+                "image score ignore (frame-border responses of a moving camera; the surface is seen mid-frame "
+                "in another view)"})
 
 
 class DetectorNode(Node):
@@ -69,6 +76,8 @@ class DetectorNode(Node):
             raise ValueError("max_rate_hz must be positive")
         if not 0.0 < self.cfg.region_threshold < 1.0:
             raise ValueError("region_threshold must be in (0, 1)")
+        if not 0.0 < self.cfg.teach_holdout_fraction < 0.5:
+            raise ValueError("teach_holdout_fraction must be in (0, 0.5)")
         self.warner = ThrottledWarner(self)
         self.device = self._resolve_device(self.cfg.device)
         self.model = None
@@ -190,8 +199,9 @@ class DetectorNode(Node):
         try:
             model = PatchCoreModel(PatchCoreConfig(backbone=self.cfg.backbone, image_size=self.cfg.image_size,
                                                    device=self.device, coreset_ratio=self.cfg.coreset_ratio,
-                                                   max_bank_size=self.cfg.max_bank_size))
-            model.fit(frames)
+                                                   max_bank_size=self.cfg.max_bank_size,
+                                                   border_margin=self.cfg.border_margin))
+            model.fit(frames, holdout_fraction=self.cfg.teach_holdout_fraction)
             if self.cfg.teach_output_dir:
                 model.save(Path(self.cfg.teach_output_dir))
         except Exception as exc:  # noqa: BLE001 - a failed fit must not kill the node
@@ -227,10 +237,7 @@ class DetectorNode(Node):
         t0 = time.perf_counter()
         pred = self.model.predict(rgb)
         if self.cfg.region_threshold != 0.5:
-            from anomaly_inspection_core.detection import extract_regions
-
-            pred.regions = extract_regions(pred.anomaly_map, self.cfg.region_threshold,
-                                           self.model.config.min_region_area_px)
+            pred.regions = self.model.regions(pred.anomaly_map, self.cfg.region_threshold)
         ms = (time.perf_counter() - t0) * 1e3
         self.latencies_ms.append(ms)
         self.frames_scored += 1

@@ -227,3 +227,23 @@ def test_calibration_rules():
         calibrate_threshold(np.array([]), typical=0.0, sigmas=2.0)
     with pytest.raises(ValueError, match="image_threshold_sigmas"):
         PatchCoreConfig(image_threshold_sigmas=-1.0)
+
+
+def test_border_margin_ignores_edge_responses_but_keeps_the_map():
+    rng = np.random.default_rng(11)
+    train = [texture(rng) for _ in range(12)]
+    model = PatchCoreModel(PatchCoreConfig(image_size=IMAGE_SIZE, max_bank_size=2000, border_margin=0.15))
+    model.fit(train, holdout_fraction=0.2)
+
+    image = texture(rng)
+    cv2.circle(image, (5, 80), 10, (40, 30, 20), -1)  # a stain on the left edge only
+    pred = model.predict(image)
+    assert pred.anomaly_map[70:90, 0:12].max() > 0.5  # the map still shows it
+    band = round(0.15 * image.shape[1])
+    assert all(r.bbox[0] >= band for r in pred.regions)  # regions never reach into the ignored band
+    assert all(r.peak_score < pred.anomaly_map[:, :band].max() for r in pred.regions)
+    centre = texture(rng)
+    cv2.circle(centre, (80, 80), 10, (40, 30, 20), -1)
+    assert len(model.predict(centre).regions) == 1
+    with pytest.raises(ValueError, match="border_margin"):
+        PatchCoreConfig(border_margin=0.3)
