@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -154,3 +155,62 @@ __all__ = [
     "wall_timer",
     "Parameter",
 ]
+
+
+class DetectorPacer:
+    """Speed limit that lets the detector score a frame every ``spacing_m`` along the path.
+
+    Fed with the stamps of ``anomaly/result`` (simulated or sensor time) and the detector's
+    ``detector/status`` state. The scoring rate is measured over the last ``window_s``:
+
+    * no detector model (status not ``ready``: teaching, absent) or ``spacing_m <= 0``: no cap;
+    * ready and scoring: ``spacing_m x rate`` (a slow or loaded detector slows the robot, not
+      the coverage);
+    * ready but not scoring (the first frames after a model loads are the slowest, or the
+      detector stalled): 0, hold position, so that nothing is passed unseen.
+    """
+
+    def __init__(self, spacing_m: float, window_s: float = 5.0, stale_s: float = 3.0) -> None:
+        self.spacing_m = float(spacing_m)
+        self.window_s, self.stale_s = float(window_s), float(stale_s)
+        self.stamps: list[float] = []
+        self.detector_ready = False
+
+    def on_status(self, data: str) -> bool:
+        """Take a ``detector/status`` JSON payload; False when it is not a JSON object."""
+        try:
+            state = json.loads(data).get("state")
+        except (ValueError, AttributeError):
+            return False
+        self.detector_ready = state == "ready"
+        return True
+
+    def on_result(self, stamp: float) -> bool:
+        """Take a result stamp; False (ignored) when it is older than the last one."""
+        if self.stamps and stamp <= self.stamps[-1]:
+            if self.stamps[-1] - stamp > 1.0:  # the clock restarted (a new pass or a new simulation)
+                self.stamps = []
+            else:
+                return False
+        self.stamps.append(float(stamp))
+        del self.stamps[:-50]
+        return True
+
+    def rate_hz(self, now: float) -> Optional[float]:
+        """Frames scored per second over the window; None when fewer than 3 or stale."""
+        recent = [t for t in self.stamps if now - t <= self.window_s]
+        if len(recent) < 3 or now - recent[-1] > self.stale_s:
+            return None
+        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-3)
+
+    def speed_cap(self, now: float, max_speed: float, min_speed: float = 0.0) -> float:
+        if self.spacing_m <= 0:
+            return max_speed
+        rate = self.rate_hz(now)
+        if rate is None:
+            return 0.0 if self.detector_ready else max_speed
+        return float(min(max_speed, max(min_speed, self.spacing_m * rate)))
+
+    def holding(self, now: float) -> bool:
+        """True while the cap is holding the robot still for a ready detector."""
+        return self.spacing_m > 0 and self.detector_ready and self.rate_hz(now) is None

@@ -48,7 +48,7 @@ from anomaly_inspection_core.geometry.camera import CameraIntrinsics, Pose
 from anomaly_inspection_core.scenario import load_scenario
 
 from . import conversions as conv
-from .node_utils import ThrottledWarner, declare_config, latched_qos, qos_from_name, run_node, wall_timer
+from .node_utils import DetectorPacer, ThrottledWarner, declare_config, latched_qos, qos_from_name, run_node, wall_timer
 
 IDLE, RUNNING, DONE, ABORTED = "idle", "running", "done", "aborted"
 
@@ -135,7 +135,7 @@ class PatrolNode(Node):
         self.intrinsics: Optional[CameraIntrinsics] = None
         self.state, self.message = IDLE, f"{len(self.waypoints)} waypoints"
         self._depth: Optional[tuple[float, np.ndarray]] = None
-        self._result_stamps: list[float] = []
+        self.pacer = DetectorPacer(cfg.capture_spacing_m)
         self._reset_pass()
 
         img_qos = qos_from_name(cfg.image_qos, depth=2)
@@ -143,6 +143,7 @@ class PatrolNode(Node):
         self.create_subscription(Image, "camera/depth/image_raw", self._on_depth, img_qos)
         self.create_subscription(CameraInfo, "camera/camera_info", self._on_info, img_qos)
         self.create_subscription(AnomalyResult, "anomaly/result", self._on_result, 20)
+        self.create_subscription(String, "detector/status", self._on_detector_status, latched_qos())
         self.pub_cmd = self.create_publisher(Twist, "cmd_vel", 10)
         self.pub_status = self.create_publisher(String, "patrol/status", latched_qos())
         self.pub_path = self.create_publisher(Path, "patrol/path", latched_qos())
@@ -222,32 +223,24 @@ class PatrolNode(Node):
 
     def _on_result(self, msg: AnomalyResult) -> None:
         try:
-            t = conv.validate_stamp(msg.header.stamp)
+            self.pacer.on_result(conv.validate_stamp(msg.header.stamp))
         except conv.ConversionError as exc:
             self.warner.warn("result", f"dropping anomaly result: {exc}")
-            return
-        if self._result_stamps and t <= self._result_stamps[-1]:
-            if self._result_stamps[-1] - t > 1.0:  # the clock restarted
-                self._result_stamps = []
-            else:
-                return
-        self._result_stamps.append(t)
-        del self._result_stamps[:-20]
+
+    def _on_detector_status(self, msg: String) -> None:
+        if not self.pacer.on_status(msg.data):
+            self.warner.warn("detector_status", "ignoring a detector/status that is not a JSON object")
 
     def scoring_rate_hz(self, now: float) -> Optional[float]:
-        """Frames scored per second of sim time over the recent results; None when the detector
-        is not scoring (teaching, or absent): then the speed is not capped."""
-        recent = [t for t in self._result_stamps if now - t <= 5.0]
-        if len(recent) < 3 or now - recent[-1] > 3.0:
-            return None
-        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-3)
+        """Frames scored per second of sim time (None when the detector is not scoring)."""
+        return self.pacer.rate_hz(now)
 
     def speed_cap(self, now: float) -> float:
         """The speed (m/s) that keeps one scored frame per ``capture_spacing_m``."""
-        rate = self.scoring_rate_hz(now)
-        if self.cfg.capture_spacing_m <= 0 or rate is None:
-            return self.cfg.max_speed
-        return float(min(self.cfg.max_speed, max(self.cfg.min_speed, self.cfg.capture_spacing_m * rate)))
+        cap = self.pacer.speed_cap(now, self.cfg.max_speed, self.cfg.min_speed)
+        if cap == 0.0 and self.state == RUNNING:
+            self.warner.warn("pacing", "holding still: the detector has a model but is not scoring frames yet")
+        return cap
 
     def _on_pose(self, msg: PoseStamped) -> None:
         try:

@@ -8,6 +8,11 @@ Outputs: ``cmd_vel`` (geometry_msgs/Twist, level body frame), ``tracker/status``
 (anomaly_inspection/PipelineTrackerStatus), ``tracker/axis_markers`` (MarkerArray: the fitted
 axis of this frame and the fused pipe piece), ``tracker/path`` (nav_msgs/Path, flown path).
 
+Detector pacing: with ``capture_spacing_m > 0`` it listens to ``anomaly/result`` and
+``detector/status``; it never flies faster than the detector scores frames, and while the
+detector has a model (status ``ready``) but has not scored two frames yet it holds position,
+so that nothing is flown past unseen (the first frames after a model loads are the slowest).
+
 Services: ``tracker/start`` and ``tracker/stop`` (std_srvs/Trigger). While stopped, or once
 DONE/ABORTED, it commands a hover (zero velocity).
 """
@@ -23,7 +28,7 @@ from geometry_msgs.msg import Point, PoseStamped, Twist
 from nav_msgs.msg import Path
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import ColorRGBA, Header
+from std_msgs.msg import ColorRGBA, Header, String
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -31,7 +36,7 @@ from anomaly_inspection.msg import AnomalyResult, PipelineTrackerStatus
 from anomaly_inspection_core.control.pipe_tracker import PipeTracker, PipeTrackerConfig, TrackerState
 
 from . import conversions as conv
-from .node_utils import ThrottledWarner, declare_config, latched_qos, qos_from_name, run_node
+from .node_utils import DetectorPacer, ThrottledWarner, declare_config, latched_qos, qos_from_name, run_node
 
 _STATE_CODES = {
     TrackerState.IDLE: PipelineTrackerStatus.STATE_IDLE,
@@ -87,7 +92,8 @@ class PipelineTrackerNode(Node):
         self.pub_markers = self.create_publisher(MarkerArray, "tracker/axis_markers", 5)
         self.pub_path = self.create_publisher(Path, "tracker/path", latched_qos())
         self.create_subscription(AnomalyResult, "anomaly/result", self._on_result, 10)
-        self._result_stamps: list[float] = []
+        self.pacer = DetectorPacer(self.cfg.capture_spacing_m)
+        self.create_subscription(String, "detector/status", self._on_detector_status, latched_qos())
         self.create_service(Trigger, "tracker/start", self._on_start)
         self.create_service(Trigger, "tracker/stop", self._on_stop)
 
@@ -108,18 +114,20 @@ class PipelineTrackerNode(Node):
     # ------------------------------------------------------------------ detector pacing
     def _on_result(self, msg: AnomalyResult) -> None:
         try:
-            t = conv.validate_stamp(msg.header.stamp)
-        except conv.ConversionError:
-            return
-        self._result_stamps = [s for s in self._result_stamps if t - s < 5.0] + [t]
+            self.pacer.on_result(conv.validate_stamp(msg.header.stamp))
+        except conv.ConversionError as exc:
+            self.warner.warn("result", f"dropping anomaly result: {exc}")
+
+    def _on_detector_status(self, msg: String) -> None:
+        if not self.pacer.on_status(msg.data):
+            self.warner.warn("detector_status", "ignoring a detector/status that is not a JSON object")
 
     def speed_cap(self, now: float) -> float:
-        """Speed limit from the detector's scoring rate (inf when it is not scoring or no cap is set)."""
-        recent = [s for s in self._result_stamps if now - s < 5.0]
-        if self.cfg.capture_spacing_m <= 0 or len(recent) < 2:
-            return float("inf")
-        rate = (len(recent) - 1) / max(recent[-1] - recent[0], 1e-3)
-        return self.cfg.capture_spacing_m * rate
+        """Speed limit from the detector's scoring (see :class:`DetectorPacer`)."""
+        cap = self.pacer.speed_cap(now, float("inf"))
+        if cap == 0.0 and self.active:
+            self.warner.warn("pacing", "holding position: the detector has a model but is not scoring frames yet")
+        return cap
 
     # ------------------------------------------------------------------ inputs
     def _on_info(self, msg: CameraInfo) -> None:

@@ -140,5 +140,13 @@ def test_speed_is_capped_by_the_detector_scoring_rate(ros_context):
         stale.header.stamp = conv.sec_to_stamp(13.9)
         patrol._on_result(stale)  # out of order: ignored
         assert patrol.scoring_rate_hz(14.1) == pytest.approx(2.0)
+        # a detector with a model that is not scoring (yet): hold still rather than pass things unseen
+        patrol._on_detector_status(String(data=json.dumps({"state": "ready"})))
+        assert patrol.speed_cap(20.0) == 0.0
+        assert patrol.speed_cap(14.1) == pytest.approx(0.4)
+        patrol._on_detector_status(String(data="not json"))  # dropped with a warning, state kept
+        assert patrol.speed_cap(20.0) == 0.0
+        patrol._on_detector_status(String(data=json.dumps({"state": "collecting"})))  # teaching
+        assert patrol.speed_cap(20.0) == 0.5
     finally:
         patrol.destroy_node()

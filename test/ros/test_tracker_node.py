@@ -43,3 +43,28 @@ def test_tracker_node_follows_the_pipe(ros_context):
     assert statuses[-1].distance_travelled > 1.3
     late = [s.standoff for s in tracking[len(tracking) // 2:]]
     assert max(abs(v - 0.85) for v in late) < 0.25, late
+
+
+def test_tracker_waits_for_a_ready_detector_and_follows_its_rate(ros_context):
+    import json
+
+    import pytest
+    from std_msgs.msg import String
+
+    from anomaly_inspection.msg import AnomalyResult
+    from anomaly_inspection_ros import conversions as conv
+
+    node = PipelineTrackerNode(context=ros_context, namespace="uav",
+                               parameter_overrides=[Parameter("capture_spacing_m", value=0.05)])
+    try:
+        assert node.speed_cap(10.0) == float("inf")  # no detector model: fly at the tracker's speed
+        node._on_detector_status(String(data=json.dumps({"state": "ready"})))
+        assert node.speed_cap(10.0) == 0.0  # a model is loaded but nothing scored yet: hold
+        for k in range(5):  # 4 frames per second
+            msg = AnomalyResult()
+            msg.header.stamp = conv.sec_to_stamp(10.0 + 0.25 * k)
+            node._on_result(msg)
+        assert node.speed_cap(11.1) == pytest.approx(0.2)
+        assert node.speed_cap(30.0) == 0.0  # scoring stalled: hold again
+    finally:
+        node.destroy_node()
