@@ -7,6 +7,8 @@ Inputs (relative to the namespace; all paired by stamp):
 * camera pose: ``camera/pose`` (PoseStamped in ``map``), or tf2 (``use_tf``) on a full ROS 2 install
 * ``camera/image_raw`` (optional, for evidence crops in the report)
 * ``ground_truth/defects`` (DefectArray, transient local; optional: only for the report's evaluation)
+* ``inspection_gate_topic`` (optional, PipelineTrackerStatus): frames taken while the robot is not
+  inspecting (searching, looking round the pipe's end) are not localised
 
 Outputs: ``defects`` (DefectArray in ``map``, confirmed defects), ``defect_markers`` (MarkerArray),
 ``anomaly_points`` (PointCloud2, optional) and, on ``report/write`` (std_srvs/Trigger), report.json
@@ -64,6 +66,12 @@ class MapperNodeConfig:
     scenario: str = field(default="", metadata={"help": "scenario name/path, only to draw the asset in the report"})
     mission_name: str = ""
     report_gate_m: float = 0.10
+    inspection_gate_topic: str = field(default="", metadata={
+        "help": "anomaly_inspection/PipelineTrackerStatus topic (e.g. tracker/status): frames taken while its "
+                "'inspecting' flag is false (searching, looking round the pipe's end, done) are not localised; "
+                "'' = every frame counts"})
+    inspection_gate_tolerance_s: float = field(default=0.5, metadata={
+        "help": "largest stamp difference between a frame and the gating status used for it"})
 
 
 def _score_color(score: float) -> ColorRGBA:
@@ -110,6 +118,8 @@ class MapperNode(Node):
         self.ground_truth: Optional[list[dict]] = None
         self.published_ids: set[int] = set()
         self.frames_localized = 0
+        self.frames_gated = 0
+        self.gate_buf = _StampBuffer(4 * n)
         self.latency_ms: list[float] = []
         self.tf_buffer = self._make_tf_buffer() if self.cfg.use_tf else None
 
@@ -121,6 +131,10 @@ class MapperNode(Node):
         self.create_subscription(Image, "camera/image_raw", self._on_rgb, img_qos)
         self.create_subscription(PoseStamped, "camera/pose", self._on_pose, 50)
         self.create_subscription(DefectArray, "ground_truth/defects", self._on_ground_truth, latched_qos())
+        if self.cfg.inspection_gate_topic:
+            from anomaly_inspection.msg import PipelineTrackerStatus
+
+            self.create_subscription(PipelineTrackerStatus, self.cfg.inspection_gate_topic, self._on_gate, 50)
         self.pub_defects = self.create_publisher(DefectArray, "defects", latched_qos())
         self.pub_markers = self.create_publisher(MarkerArray, "defect_markers", latched_qos())
         self.pub_points = self.create_publisher(PointCloud2, "anomaly_points", 5)
@@ -219,6 +233,11 @@ class MapperNode(Node):
                               "position": [d.position.x, d.position.y, d.position.z],
                               "size": float(max(d.size.x, d.size.y))} for d in msg.defects]
 
+    def _on_gate(self, msg) -> None:
+        t = self._stamp(msg.header, "inspection gate status")
+        if t is not None:
+            self.gate_buf.add(t, bool(msg.inspecting))
+
     def _on_result(self, msg: AnomalyResult) -> None:
         t = self._stamp(msg.header, "anomaly result")
         if t is None:
@@ -241,14 +260,19 @@ class MapperNode(Node):
             intr = self.info_buf.nearest(t, tol) or self.info_buf.latest()
             pose = (self._pose_from_tf(msg.header.frame_id, msg.header.stamp) if self.tf_buffer is not None
                     else self.pose_buf.nearest(t, tol))
-            if amap is None or depth is None or intr is None or pose is None:
+            gate = (self.gate_buf.nearest(t, self.cfg.inspection_gate_tolerance_s)
+                    if self.cfg.inspection_gate_topic else True)
+            if amap is None or depth is None or intr is None or pose is None or gate is None:
                 if time.monotonic() - arrived < self.cfg.pairing_timeout_s:
                     keep.append((t, msg, arrived))
                 else:
                     missing = [n for n, v in (("anomaly map", amap), ("depth", depth), ("CameraInfo", intr),
-                                              ("pose", pose)) if v is None]
+                                              ("pose", pose), (self.cfg.inspection_gate_topic, gate)) if v is None]
                     self.warner.warn("unpaired", f"dropping result at t={t:.3f}: no {', '.join(missing)} "
                                                  f"within {tol * 1e3:.0f} ms")
+                continue
+            if not gate:
+                self.frames_gated += 1
                 continue
             self._localize(t, msg, amap, depth, intr, pose)
         self.pending = keep
@@ -345,6 +369,8 @@ class MapperNode(Node):
         self.fuser.reset()
         self.path.clear()
         self.pending.clear()
+        self.gate_buf.items.clear()
+        self.frames_gated = 0
         self._publish(Header(stamp=self.get_clock().now().to_msg()))
         response.success, response.message = True, "defect map cleared"
         return response
@@ -363,6 +389,7 @@ class MapperNode(Node):
             asset = asset_from_scenario(load_scenario(self.cfg.scenario))
         lat = np.asarray(self.latency_ms) if self.latency_ms else np.zeros(1)
         mission = {"name": self.cfg.mission_name or "inspection", "frames_localized": self.frames_localized,
+                   "frames_outside_inspection": self.frames_gated,
                    "mapper_latency_ms_p50": float(np.median(lat)), "mapper_latency_ms_p95": float(np.percentile(lat, 95)),
                    "tracks": len(self.fuser.all())}
         return write_report(Path(self.cfg.output_dir), mission, self.cfg.scenario or "unknown", self.fuser.confirmed(),

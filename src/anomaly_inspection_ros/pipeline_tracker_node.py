@@ -217,6 +217,7 @@ class PipelineTrackerNode(Node):
         st.standoff = float(cmd.standoff) if np.isfinite(cmd.standoff) else float("nan")
         st.lateral_offset = float(cmd.lateral_offset) if np.isfinite(cmd.lateral_offset) else float("nan")
         st.distance_travelled = float(cmd.distance_travelled)
+        st.inspecting = bool(cmd.inspecting)
         self.pub_status.publish(st)
 
     def _publish_markers(self, cmd, header: Header) -> None:

@@ -41,6 +41,7 @@ def test_tracker_node_follows_the_pipe(ros_context):
     assert tracking, [s.message for s in statuses[-5:]]
     assert statuses[-1].state == PipelineTrackerStatus.STATE_TRACKING, statuses[-1].message
     assert statuses[-1].distance_travelled > 1.3
+    assert statuses[-1].inspecting  # following the pipe: its frames are inspection views
     late = [s.standoff for s in tracking[len(tracking) // 2:]]
     assert max(abs(v - 0.85) for v in late) < 0.25, late
 

@@ -97,7 +97,7 @@ def _fly(scene: PipeScene, uav: Uav, config: PipeTrackerConfig, max_time_s: floa
     """Closed loop: render depth, update the tracker, integrate the command."""
     tracker = PipeTracker(config)
     empty = PipeScene([[0, 0, -5], [1, 0, -5]], posts_every_m=0, flanges_every_m=0)
-    errors, in_view, states = [], [], []
+    errors, in_view, states, inspecting = [], [], [], []
     axis_samples = _sample_polyline(scene.waypoints, 0.05)
     t = 0.0
     cmd = None
@@ -106,6 +106,7 @@ def _fly(scene: PipeScene, uav: Uav, config: PipeTrackerConfig, max_time_s: floa
         pose = uav.pose
         cmd = tracker.update((empty if gone else scene).render(K, pose), K, pose, t)
         states.append(cmd.state)
+        inspecting.append(cmd.inspecting)
         if not gone:
             errors.append(distance_to_polyline(uav.position, scene.waypoints) - RADIUS - STANDOFF)
             # a stretch of the pipe axis (>= 0.3 m) nearby must project into the image
@@ -119,7 +120,7 @@ def _fly(scene: PipeScene, uav: Uav, config: PipeTrackerConfig, max_time_s: floa
         uav.step(cmd.linear_body, cmd.yaw_rate, dt)
         t += dt
     return {"cmd": cmd, "errors": np.array(errors), "in_view": np.array(in_view),
-            "states": states, "time": t, "tracker": tracker}
+            "states": states, "inspecting": np.array(inspecting), "time": t, "tracker": tracker}
 
 
 def _sample_polyline(waypoints: list, step: float) -> np.ndarray:
@@ -155,6 +156,13 @@ def test_closed_loop_through_elbows_keeps_pipe_in_view_and_standoff(name: str) -
     assert np.linalg.norm(run["tracker"].path[-1] - end) < 1.6
     assert TrackerState.SEARCHING not in run["states"]
     assert run["cmd"].distance_travelled > 3.0
+    # frames count as inspection views while following the pipe, elbows included, but not
+    # while looking round its end (a stretch of TRACKING frames just before DONE) or once done
+    flags, states = run["inspecting"], run["states"]
+    assert flags.mean() > 0.4 and not flags[-1]  # the short scenes end in a long look round the end
+    first_probe = int(np.argmin(flags[:-1])) if not flags[:-1].all() else None
+    assert first_probe is not None and states[first_probe] == TrackerState.TRACKING
+    assert not flags[first_probe:].any()
 
 
 def test_pipe_that_vanishes_ends_in_aborted() -> None:

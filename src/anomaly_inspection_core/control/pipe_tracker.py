@@ -173,6 +173,10 @@ class TrackerCommand:
     ``standoff`` is the measured camera-to-surface distance and ``lateral_offset`` the
     distance between the pipe axis and the optical axis (0 = centred), both from this
     frame's fit (NaN without one). ``timing_ms`` is the processing time of this update.
+    ``inspecting`` is True while the UAV follows the pipe (elbows included): frames taken
+    then are inspection views. It is False while searching, once done, and while the UAV
+    looks round the pipe's end for a continuation (views of the end from above, below or
+    behind that no inspection pass is meant to judge).
     """
 
     linear_body: np.ndarray
@@ -185,6 +189,7 @@ class TrackerCommand:
     lateral_offset: float
     distance_travelled: float
     timing_ms: float = 0.0
+    inspecting: bool = False
 
 
 def fit_cylinder(points_cam: np.ndarray, config: CylinderFitConfig | PipeTrackerConfig | None = None,
@@ -292,6 +297,7 @@ class PipeTracker:
         self._search_origin: np.ndarray | None = None
         self._search_yaw0 = 0.0
         self._probing = False
+        self._end_probe = False
         self._path: list[np.ndarray] = []
         self._travelled = 0.0
         self._last_stamp: float | None = None
@@ -352,7 +358,8 @@ class PipeTracker:
             linear_body=linear_body, yaw_rate=float(yaw_rate), state=self.state,
             message=self.message, estimate=est_cam,
             estimate_map=self.segment_estimate, standoff=standoff, lateral_offset=lateral,
-            distance_travelled=self._travelled, timing_ms=elapsed)
+            distance_travelled=self._travelled, timing_ms=elapsed,
+            inspecting=self.state == TrackerState.TRACKING and not self._end_probe)
 
     # ------------------------------------------------------------------ perception
     def _measure(self, op: OrientedPoints, pose: Pose
@@ -644,6 +651,7 @@ class PipeTracker:
         # followed piece on purpose; an end withdrawn meanwhile (the pipe goes on) must not
         # leave the loss detection switched off
         self._probing = False
+        self._end_probe = False
         seg = self._segment
         c = pose.position
         dist = cfg.standoff_m + seg.radius
@@ -834,6 +842,7 @@ class PipeTracker:
         if ahead is None or abs(seg.direction[2]) > 0.8:
             goal_t = seg.t_hi + cfg.end_probe_overshoot_m
             t = seg.foot(pose.position)
+            self._end_probe = t > seg.t_hi  # beyond the riser's end: looking at its top or bottom
             target = seg.point + min(t + 0.3, goal_t) * seg.direction + dist * seg.side
             if t >= goal_t - 0.05 or not self._in_view(pose, end, margin=0.2):
                 return self._finish()
@@ -846,6 +855,8 @@ class PipeTracker:
         total = math.radians(cfg.end_probe_deg)
         u = pose.position - end
         phi_now = math.atan2(np.dot(u, e2), np.dot(u, e1))
+        # gone noticeably round the end (an elbow turning away shows itself within the first degrees)
+        self._end_probe = phi_now > math.radians(20.0)
         if phi_now >= total - math.radians(3.0):
             return self._finish()
         phi = float(np.clip(phi_now, 0.0, total))
