@@ -59,6 +59,9 @@ class MapperNodeConfig:
     gate_m: float = 0.08
     min_views: int = 2
     min_score: float = 0.55
+    max_size_m: float = field(default=0.0, metadata={
+        "help": "fused tracks larger than this (largest extent, m) are not reported as defects: an area metres "
+                "long is an unfamiliar view, not a surface defect; 0 = no limit"})
     min_view_quality: float = field(default=0.0, metadata={
         "help": "ignore views below this quality (score x distance x incidence weight; grazing or far views)"})
     publish_points: bool = True
@@ -108,7 +111,8 @@ class MapperNode(Node):
         self.warner = ThrottledWarner(self)
         self.loc_cfg = LocalizationConfig(max_depth_m=self.cfg.max_depth_m)
         self.fuser = DefectFuser(FusionConfig(gate_m=self.cfg.gate_m, min_views=self.cfg.min_views,
-                                              min_score=self.cfg.min_score, min_quality=self.cfg.min_view_quality))
+                                              min_score=self.cfg.min_score, min_quality=self.cfg.min_view_quality,
+                                              max_size_m=self.cfg.max_size_m))
         n = max(4, int(self.cfg.buffer_size))
         self.depth_buf, self.pose_buf = _StampBuffer(n), _StampBuffer(n)
         # colour images wait here for the detector (~1 s behind on a loaded CPU): keep enough of them
@@ -391,7 +395,9 @@ class MapperNode(Node):
         mission = {"name": self.cfg.mission_name or "inspection", "frames_localized": self.frames_localized,
                    "frames_outside_inspection": self.frames_gated,
                    "mapper_latency_ms_p50": float(np.median(lat)), "mapper_latency_ms_p95": float(np.percentile(lat, 95)),
-                   "tracks": len(self.fuser.all())}
+                   "tracks": len(self.fuser.all()),
+                   "tracks_too_large": sum(1 for t in self.fuser.all()
+                                           if self.cfg.max_size_m > 0 and float(np.max(t.size)) > self.cfg.max_size_m)}
         return write_report(Path(self.cfg.output_dir), mission, self.cfg.scenario or "unknown", self.fuser.confirmed(),
                             robot_path=np.asarray(self.path) if self.path else None,
                             ground_truth=self.ground_truth, asset_geometry=asset, gate_m=self.cfg.report_gate_m,

@@ -131,3 +131,15 @@ def test_pass_along_pipe_meets_mission_targets() -> None:
     assert ev.recall >= 0.9 and ev.precision >= 0.9, (ev.recall, ev.precision, ev.missed_ground_truth_ids)
     assert ev.median_error_m <= 0.03
     assert len(fuser.confirmed()) == len(truth)
+
+
+def test_areas_larger_than_max_size_are_not_confirmed() -> None:
+    fuser = DefectFuser(FusionConfig(min_views=2, max_size_m=0.5))
+    for k in range(3):
+        fuser.update([det([1.0, 0.0, 0.0], float(k), extent=0.06), det([3.0, 0.0, 0.0], float(k), extent=1.1)])
+    assert [round(d.position[0]) for d in fuser.confirmed()] == [1]  # the metre-long area is dropped
+    assert len(fuser.all()) == 2  # but kept as a track
+    unlimited = DefectFuser(FusionConfig(min_views=2))
+    for k in range(2):
+        unlimited.update([det([3.0, 0.0, 0.0], float(k), extent=1.1)])
+    assert len(unlimited.confirmed()) == 1

@@ -16,7 +16,9 @@ most, or several fragments of one frame merged). Association, per frame:
 Estimates are quality-weighted over the observations after rejecting those far from the
 weighted median (a mis-association or a bad depth), so one poor view does not drag a defect.
 A track is *confirmed* (reported) once it has ``min_views`` distinct frames and its fused
-score is at least ``min_score``.
+score is at least ``min_score``; with ``max_size_m`` it must also be no larger than that
+(an anomalous area metres long is an unfamiliar view of the asset, e.g. an elbow seen from
+an angle the teach pass never flew, not a surface defect; sizes are kept on every track).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class FusionConfig:
     outlier_m: float = 0.05  # observations farther than this from the weighted median are ignored
     max_observations: int = 200  # per track; the lowest-quality ones are dropped beyond this
     confidence_scale: float = 1.0  # confidence = 1 - exp(-sum(quality) / confidence_scale)
+    max_size_m: float = 0.0  # tracks larger than this (largest extent) are not confirmed; 0 = no limit
 
     def __post_init__(self) -> None:
         if self.gate_m <= 0:
@@ -280,6 +283,8 @@ class DefectFuser:
         if was and not track.confirmed:
             # a confirmed defect is not retracted by a later weak view
             track.confirmed = True
+        if cfg.max_size_m > 0 and float(np.max(track.size)) > cfg.max_size_m:
+            track.confirmed = False  # but it is once its extent shows it is no defect
 
     def _merge_duplicates(self) -> list[FusedDefect]:
         cfg = self.config
