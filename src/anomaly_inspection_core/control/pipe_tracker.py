@@ -123,7 +123,7 @@ class PipeTrackerConfig:
     #: how far beyond the end of a riser the UAV climbs (descends) to look for one
     end_probe_overshoot_m: float = 0.6
     #: the UAV is pushed away from any pipe piece it knows of that is closer than this
-    min_clearance_m: float = 0.6
+    min_clearance_m: float = 0.8
     min_altitude_m: float = 0.3
     max_altitude_m: float = 30.0
 
