@@ -42,7 +42,7 @@ class MissionNodeConfig:
     robot: str = "uav"
     teach: bool = field(default=True, metadata={"help": "teach the detector on the clean twin first"})
     output_dir: str = ""
-    service_timeout_s: float = 60.0
+    service_timeout_s: float = 180.0  # a loaded 2-core machine can take minutes to start a node and build a world
     pass_timeout_s: float = field(default=600.0, metadata={"help": "wall-clock limit of one pass"})
     fit_timeout_s: float = 600.0
     drain_s: float = field(default=2.0, metadata={"help": "wait for the last frames to be mapped"})
