@@ -183,3 +183,17 @@ def test_no_pipe_at_all_aborts_from_idle() -> None:
     run = _fly(scene, uav, cfg, max_time_s=10.0)
     assert run["states"][0] == TrackerState.IDLE
     assert run["cmd"].state == TrackerState.ABORTED
+
+
+def test_depth_guard_stops_motion_towards_a_close_obstacle() -> None:
+    from anomaly_inspection_core.control.cylinder_fit import OrientedPoints
+    from anomaly_inspection_core.geometry.camera import Pose
+
+    tracker = PipeTracker(PipeTrackerConfig(obstacle_m=0.45))
+    pose = Pose()  # camera frame = map frame: the optical axis is map +z
+    wall = OrientedPoints(points=np.array([[0.0, 0.0, 0.3], [0.05, 0.0, 0.32]]), normals=np.tile([0, 0, -1.0], (2, 1)))
+    v = tracker._depth_guard(wall, pose, np.array([0.2, 0.0, 0.4]))
+    assert v[2] < 0.0  # no longer towards the obstacle 0.3 m ahead: backing off
+    assert v[0] == pytest.approx(0.2, abs=0.05)  # sideways motion kept
+    far = OrientedPoints(points=np.array([[0.0, 0.0, 0.9]]), normals=np.array([[0, 0, -1.0]]))
+    assert np.allclose(tracker._depth_guard(far, pose, np.array([0.2, 0.0, 0.4])), [0.2, 0.0, 0.4])

@@ -124,6 +124,10 @@ class PipeTrackerConfig:
     end_probe_overshoot_m: float = 0.6
     #: the UAV is pushed away from any pipe piece it knows of that is closer than this
     min_clearance_m: float = 0.8
+    #: depth safety: the UAV never moves towards any depth point closer than this to the camera
+    #: and is pushed back from it (an obstacle the pipe model does not know yet, such as the
+    #: next piece of an inside turn seen late); 0 = off
+    obstacle_m: float = 0.45
     min_altitude_m: float = 0.3
     max_altitude_m: float = 30.0
 
@@ -347,6 +351,7 @@ class PipeTracker:
                 self._last_fit_stamp = stamp
                 self._find_continuation(op, mask, est_cam, camera_pose, intrinsics)
             v_map, yaw_rate = self._control(camera_pose, stamp, est_cam is not None)
+            v_map = self._depth_guard(op, camera_pose, v_map)
 
         yaw = _camera_yaw(camera_pose)
         c, s = math.cos(yaw), math.sin(yaw)
@@ -360,6 +365,28 @@ class PipeTracker:
             estimate_map=self.segment_estimate, standoff=standoff, lateral_offset=lateral,
             distance_travelled=self._travelled, timing_ms=elapsed,
             inspecting=self.state == TrackerState.TRACKING and not self._end_probe)
+
+    def _depth_guard(self, op: OrientedPoints, pose: Pose, v_map: np.ndarray) -> np.ndarray:
+        """Remove motion towards depth points closer than ``obstacle_m`` and push away from them."""
+        cfg = self.config
+        if cfg.obstacle_m <= 0 or len(op) == 0:
+            return v_map
+        dist = np.linalg.norm(op.points, axis=1)
+        near = dist < cfg.obstacle_m
+        if not near.any():
+            return v_map
+        weights = (cfg.obstacle_m - dist[near])[:, None]
+        away_cam = -np.sum(weights * op.points[near] / dist[near, None], axis=0)
+        norm = float(np.linalg.norm(away_cam))
+        if norm < 1e-9:
+            return v_map
+        away = pose.rotation @ (away_cam / norm)  # map frame, unit
+        toward = -float(np.dot(v_map, away))
+        if toward > 0:
+            v_map = v_map + toward * away
+        depth_short = cfg.obstacle_m - float(dist[near].min())
+        self.message = f"obstacle {float(dist[near].min()):.2f} m ahead: backing off"
+        return v_map + cfg.position_gain * depth_short * away
 
     # ------------------------------------------------------------------ perception
     def _measure(self, op: OrientedPoints, pose: Pose
