@@ -176,6 +176,30 @@ class DetectorPacer:
         self.stamps: list[float] = []
         self.detector_ready = False
 
+    def attach(self, node: Node, warner: "ThrottledWarner") -> None:
+        """Subscribe ``node`` to ``anomaly/result`` and ``detector/status`` (relative names)."""
+        from std_msgs.msg import String
+
+        from anomaly_inspection.msg import AnomalyResult
+
+        node.create_subscription(AnomalyResult, "anomaly/result", lambda m: self.take_result(m, warner), 20)
+        node.create_subscription(String, "detector/status", lambda m: self.take_status(m, warner), latched_qos())
+
+    def take_result(self, msg, warner: Optional["ThrottledWarner"] = None) -> None:
+        """An AnomalyResult: its stamp counts as one scored frame (invalid stamps are dropped)."""
+        from . import conversions as conv
+
+        try:
+            self.on_result(conv.validate_stamp(msg.header.stamp))
+        except conv.ConversionError as exc:
+            if warner is not None:
+                warner.warn("result", f"dropping anomaly result: {exc}")
+
+    def take_status(self, msg, warner: Optional["ThrottledWarner"] = None) -> None:
+        """A std_msgs/String detector/status."""
+        if not self.on_status(msg.data) and warner is not None:
+            warner.warn("detector_status", "ignoring a detector/status that is not a JSON object")
+
     def on_status(self, data: str) -> bool:
         """Take a ``detector/status`` JSON payload; False when it is not a JSON object."""
         try:

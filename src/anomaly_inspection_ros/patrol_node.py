@@ -41,7 +41,6 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
-from anomaly_inspection.msg import AnomalyResult
 from anomaly_inspection_core.control.patrol import (BLOCKED, FINISHED, PatrolConfig, PurePursuitController,
                                                     min_obstacle_distance)
 from anomaly_inspection_core.geometry.camera import CameraIntrinsics, Pose
@@ -142,8 +141,7 @@ class PatrolNode(Node):
         self.create_subscription(PoseStamped, "camera/pose", self._on_pose, 20)
         self.create_subscription(Image, "camera/depth/image_raw", self._on_depth, img_qos)
         self.create_subscription(CameraInfo, "camera/camera_info", self._on_info, img_qos)
-        self.create_subscription(AnomalyResult, "anomaly/result", self._on_result, 20)
-        self.create_subscription(String, "detector/status", self._on_detector_status, latched_qos())
+        self.pacer.attach(self, self.warner)
         self.pub_cmd = self.create_publisher(Twist, "cmd_vel", 10)
         self.pub_status = self.create_publisher(String, "patrol/status", latched_qos())
         self.pub_path = self.create_publisher(Path, "patrol/path", latched_qos())
@@ -220,16 +218,6 @@ class PatrolNode(Node):
                                            f"{self.intrinsics.width}x{self.intrinsics.height}")
             return
         self._depth = (t, depth)
-
-    def _on_result(self, msg: AnomalyResult) -> None:
-        try:
-            self.pacer.on_result(conv.validate_stamp(msg.header.stamp))
-        except conv.ConversionError as exc:
-            self.warner.warn("result", f"dropping anomaly result: {exc}")
-
-    def _on_detector_status(self, msg: String) -> None:
-        if not self.pacer.on_status(msg.data):
-            self.warner.warn("detector_status", "ignoring a detector/status that is not a JSON object")
 
     def scoring_rate_hz(self, now: float) -> Optional[float]:
         """Frames scored per second of sim time (None when the detector is not scoring)."""

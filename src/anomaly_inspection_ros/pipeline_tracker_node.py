@@ -28,11 +28,11 @@ from geometry_msgs.msg import Point, PoseStamped, Twist
 from nav_msgs.msg import Path
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import ColorRGBA, Header, String
+from std_msgs.msg import ColorRGBA, Header
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
-from anomaly_inspection.msg import AnomalyResult, PipelineTrackerStatus
+from anomaly_inspection.msg import PipelineTrackerStatus
 from anomaly_inspection_core.control.pipe_tracker import PipeTracker, PipeTrackerConfig, TrackerState
 
 from . import conversions as conv
@@ -91,9 +91,8 @@ class PipelineTrackerNode(Node):
         self.pub_status = self.create_publisher(PipelineTrackerStatus, "tracker/status", latched_qos())
         self.pub_markers = self.create_publisher(MarkerArray, "tracker/axis_markers", 5)
         self.pub_path = self.create_publisher(Path, "tracker/path", latched_qos())
-        self.create_subscription(AnomalyResult, "anomaly/result", self._on_result, 10)
         self.pacer = DetectorPacer(self.cfg.capture_spacing_m)
-        self.create_subscription(String, "detector/status", self._on_detector_status, latched_qos())
+        self.pacer.attach(self, self.warner)
         self.create_service(Trigger, "tracker/start", self._on_start)
         self.create_service(Trigger, "tracker/stop", self._on_stop)
 
@@ -112,16 +111,6 @@ class PipelineTrackerNode(Node):
         return response
 
     # ------------------------------------------------------------------ detector pacing
-    def _on_result(self, msg: AnomalyResult) -> None:
-        try:
-            self.pacer.on_result(conv.validate_stamp(msg.header.stamp))
-        except conv.ConversionError as exc:
-            self.warner.warn("result", f"dropping anomaly result: {exc}")
-
-    def _on_detector_status(self, msg: String) -> None:
-        if not self.pacer.on_status(msg.data):
-            self.warner.warn("detector_status", "ignoring a detector/status that is not a JSON object")
-
     def speed_cap(self, now: float) -> float:
         """Speed limit from the detector's scoring (see :class:`DetectorPacer`)."""
         cap = self.pacer.speed_cap(now, float("inf"))

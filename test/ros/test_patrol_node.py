@@ -132,21 +132,21 @@ def test_speed_is_capped_by_the_detector_scoring_rate(ros_context):
         for k in range(9):  # 2 frames scored per second
             msg = AnomalyResult()
             msg.header.stamp = conv.sec_to_stamp(10.0 + 0.5 * k)
-            patrol._on_result(msg)
+            patrol.pacer.take_result(msg)
         assert patrol.scoring_rate_hz(14.1) == pytest.approx(2.0)
         assert patrol.speed_cap(14.1) == pytest.approx(0.4)
         assert patrol.speed_cap(20.0) == 0.5  # results stopped: not capped
         stale = AnomalyResult()
         stale.header.stamp = conv.sec_to_stamp(13.9)
-        patrol._on_result(stale)  # out of order: ignored
+        patrol.pacer.take_result(stale)  # out of order: ignored
         assert patrol.scoring_rate_hz(14.1) == pytest.approx(2.0)
         # a detector with a model that is not scoring (yet): hold still rather than pass things unseen
-        patrol._on_detector_status(String(data=json.dumps({"state": "ready"})))
+        patrol.pacer.take_status(String(data=json.dumps({"state": "ready"})))
         assert patrol.speed_cap(20.0) == 0.0
         assert patrol.speed_cap(14.1) == pytest.approx(0.4)
-        patrol._on_detector_status(String(data="not json"))  # dropped with a warning, state kept
+        patrol.pacer.take_status(String(data="not json"))  # dropped with a warning, state kept
         assert patrol.speed_cap(20.0) == 0.0
-        patrol._on_detector_status(String(data=json.dumps({"state": "collecting"})))  # teaching
+        patrol.pacer.take_status(String(data=json.dumps({"state": "collecting"})))  # teaching
         assert patrol.speed_cap(20.0) == 0.5
     finally:
         patrol.destroy_node()

@@ -59,12 +59,12 @@ def test_tracker_waits_for_a_ready_detector_and_follows_its_rate(ros_context):
                                parameter_overrides=[Parameter("capture_spacing_m", value=0.05)])
     try:
         assert node.speed_cap(10.0) == float("inf")  # no detector model: fly at the tracker's speed
-        node._on_detector_status(String(data=json.dumps({"state": "ready"})))
+        node.pacer.take_status(String(data=json.dumps({"state": "ready"})))
         assert node.speed_cap(10.0) == 0.0  # a model is loaded but nothing scored yet: hold
         for k in range(5):  # 4 frames per second
             msg = AnomalyResult()
             msg.header.stamp = conv.sec_to_stamp(10.0 + 0.25 * k)
-            node._on_result(msg)
+            node.pacer.take_result(msg)
         assert node.speed_cap(11.1) == pytest.approx(0.2)
         assert node.speed_cap(30.0) == 0.0  # scoring stalled: hold again
     finally:
