@@ -49,9 +49,6 @@ class DetectorNodeConfig:
     region_threshold: float = field(default=0.5, metadata={
         "help": "anomaly-map level for region extraction (0.5 = the model's calibrated pixel threshold); lower "
                 "finds fainter defects, with more single-view false positives for the mapper's fusion to reject"})
-    torch_threads: int = field(default=0, metadata={
-        "help": "CPU threads for torch (0 = torch's default, one per core); 1 avoids stalls when the detector "
-                "shares a small CPU with the simulator and other nodes"})
     publish_map: bool = True
     publish_overlay: bool = True
     # teaching (online fitting from normal frames)
@@ -82,12 +79,6 @@ class DetectorNode(Node):
         if not 0.0 < self.cfg.teach_holdout_fraction < 0.5:
             raise ValueError("teach_holdout_fraction must be in (0, 0.5)")
         self.warner = ThrottledWarner(self)
-        if self.cfg.torch_threads < 0:
-            raise ValueError("torch_threads must be >= 0")
-        if self.cfg.torch_threads:
-            import torch
-
-            torch.set_num_threads(int(self.cfg.torch_threads))
         self.device = self._resolve_device(self.cfg.device)
         self.model = None
         self.state = "idle"
