@@ -92,6 +92,9 @@ class _StampBuffer:
     def add(self, t: float, value) -> None:
         self.items.append((t, value))
 
+    def clear(self) -> None:
+        self.items.clear()
+
     def nearest(self, t: float, tolerance: float):
         best, best_dt = None, tolerance
         for ts, value in self.items:
@@ -373,7 +376,7 @@ class MapperNode(Node):
         self.fuser.reset()
         self.path.clear()
         self.pending.clear()
-        self.gate_buf.items.clear()
+        self.gate_buf.clear()
         self.frames_gated = 0
         self._publish(Header(stamp=self.get_clock().now().to_msg()))
         response.success, response.message = True, "defect map cleared"
@@ -396,8 +399,7 @@ class MapperNode(Node):
                    "frames_outside_inspection": self.frames_gated,
                    "mapper_latency_ms_p50": float(np.median(lat)), "mapper_latency_ms_p95": float(np.percentile(lat, 95)),
                    "tracks": len(self.fuser.all()),
-                   "tracks_too_large": sum(1 for t in self.fuser.all()
-                                           if self.cfg.max_size_m > 0 and float(np.max(t.size)) > self.cfg.max_size_m)}
+                   "tracks_too_large": sum(1 for t in self.fuser.all() if self.fuser.too_large(t))}
         return write_report(Path(self.cfg.output_dir), mission, self.cfg.scenario or "unknown", self.fuser.confirmed(),
                             robot_path=np.asarray(self.path) if self.path else None,
                             ground_truth=self.ground_truth, asset_geometry=asset, gate_m=self.cfg.report_gate_m,

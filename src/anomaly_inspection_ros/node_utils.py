@@ -234,7 +234,3 @@ class DetectorPacer:
         if rate is None:
             return 0.0 if self.detector_ready else max_speed
         return float(min(max_speed, max(min_speed, self.spacing_m * rate)))
-
-    def holding(self, now: float) -> bool:
-        """True while the cap is holding the robot still for a ready detector."""
-        return self.spacing_m > 0 and self.detector_ready and self.rate_hz(now) is None

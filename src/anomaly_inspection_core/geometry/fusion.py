@@ -194,6 +194,10 @@ class DefectFuser:
         """Defects that passed the confirmation rules, by id."""
         return [t for t in self.all() if t.confirmed]
 
+    def too_large(self, track: FusedDefect) -> bool:
+        """Whether the track's largest extent exceeds ``max_size_m`` (never confirmed then)."""
+        return self.config.max_size_m > 0 and float(np.max(track.size)) > self.config.max_size_m
+
     def all(self) -> list[FusedDefect]:
         """Every track, tentative ones included, by id."""
         return [self._tracks[k] for k in sorted(self._tracks)]
@@ -283,7 +287,7 @@ class DefectFuser:
         if was and not track.confirmed:
             # a confirmed defect is not retracted by a later weak view
             track.confirmed = True
-        if cfg.max_size_m > 0 and float(np.max(track.size)) > cfg.max_size_m:
+        if self.too_large(track):
             track.confirmed = False  # but it is once its extent shows it is no defect
 
     def _merge_duplicates(self) -> list[FusedDefect]:
