@@ -76,7 +76,8 @@ setup() {
   python_env
   build_package
   export MUJOCO_GL="${MUJOCO_GL:-osmesa}" PYOPENGL_PLATFORM="${PYOPENGL_PLATFORM:-osmesa}"
-  export FASTDDS_BUILTIN_TRANSPORTS="${FASTDDS_BUILTIN_TRANSPORTS:-LARGE_DATA}"
+  # Fast DDS transports for images between processes (config/fastdds.xml says why)
+  export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$ROOT/config/fastdds.xml}"
   export YOLO_OFFLINE=1 HF_HUB_OFFLINE=1
 }
 

@@ -10,15 +10,13 @@ import pytest
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 # Isolate this test process from other ROS 2 graphs on the machine (another test run, a demo)
-# by its own DDS domain. Not by ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST: with Fast DDS that
-# replaces the LARGE_DATA transports and best-effort images between processes are lost again
-# (measured: 49 of 90 640x480 frames received at 30 Hz, against 90 of 90 without it).
-# Domains 1-100 only: above ~101 Fast DDS's ports (7400 + 250 * domain + ...) fall into Linux's
-# ephemeral port range, where they can collide with the LARGE_DATA TCP connections (measured: a
-# mission in domain 133 where the mapper never received depth or poses).
+# by its own DDS domain (1-100: higher domains' ports fall into Linux's ephemeral range).
+# Every process uses the shipped Fast DDS profile (config/fastdds.xml says why).
 os.environ["ROS_DOMAIN_ID"] = os.environ.get("TEST_ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
 os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)
-os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+from anomaly_inspection_ros.node_utils import apply_dds_environment  # noqa: E402
+
+apply_dds_environment()
 
 
 # Load torch/torchvision (and with them triton's LLVM) before any MuJoCo OSMesa context exists:

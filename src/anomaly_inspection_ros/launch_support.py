@@ -12,7 +12,10 @@ from .missions import ROBOTS, mission_spec
 def mission_launch_description(robot: str):
     from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable, Shutdown
+    from launch.substitutions import EnvironmentVariable
     from launch_ros.actions import Node
+
+    from .node_utils import dds_profile_path
 
     def nodes(context):
         cfg = context.launch_configurations
@@ -31,7 +34,8 @@ def mission_launch_description(robot: str):
         DeclareLaunchArgument("model_dir", default_value="", description="fitted model (skips the teach pass)"),
         DeclareLaunchArgument("params_file", default_value="",
                               description="parameter file applied after the shipped mission parameters"),
-        # large best-effort images between processes need Fast DDS's LARGE_DATA transports
-        SetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA"),
+        # every process of the launch (rviz2 too) uses the shipped Fast DDS profile unless one is set
+        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",
+                               EnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", default_value=dds_profile_path())),
         OpaqueFunction(function=nodes),
     ])

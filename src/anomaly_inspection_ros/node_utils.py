@@ -19,16 +19,22 @@ from rcl_interfaces.msg import ParameterDescriptor
 
 T = TypeVar("T")
 
-# Fast DDS fragments large samples over UDP and loses most best-effort images between
-# processes with its default transports; LARGE_DATA (TCP + shared memory) delivers them.
-DDS_ENV_DEFAULTS = {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}
+def dds_profile_path() -> str:
+    """The shipped Fast DDS profile (config/fastdds.xml: large shared-memory segments + UDPv4).
+
+    Fast DDS's default transports lose most best-effort 640x480 images between processes, and its
+    LARGE_DATA mode leaves some pairs of participants unmatched when several start together; the
+    file's header has the measurements.
+    """
+    from anomaly_inspection_core.paths import config_dir
+    return str(config_dir() / "fastdds.xml")
 
 
 def apply_dds_environment(env: Optional[dict] = None) -> dict:
-    """Set the DDS transport defaults (only where unset) in ``env`` (default: os.environ)."""
+    """Point ``env`` (default: os.environ) at the shipped Fast DDS profile unless one is set already."""
     target = os.environ if env is None else env
-    for key, value in DDS_ENV_DEFAULTS.items():
-        target.setdefault(key, value)
+    if not target.get("FASTDDS_DEFAULT_PROFILES_FILE"):
+        target["FASTDDS_DEFAULT_PROFILES_FILE"] = dds_profile_path()
     return target
 
 
@@ -151,7 +157,8 @@ def wall_timer(node: Node, period_s: float, callback):
 
 
 __all__ = [
-    "apply_dds_environment", "qos_from_name", "latched_qos", "ThrottledWarner", "declare_config", "run_node",
+    "apply_dds_environment", "dds_profile_path", "qos_from_name", "latched_qos", "ThrottledWarner",
+    "declare_config", "run_node",
     "wall_timer",
     "Parameter",
 ]

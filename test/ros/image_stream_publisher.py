@@ -26,7 +26,7 @@ def main() -> int:
     deadline = time.monotonic() + 20.0
     while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(2.0)  # let the LARGE_DATA TCP/SHM channel come up after discovery
+    time.sleep(2.0)  # let the data channel come up after discovery
     rng = np.random.default_rng(0)
     base = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     period = 1.0 / rate

@@ -1,4 +1,4 @@
-"""A 640x480 rgb8 stream at 30 Hz crosses a process boundary without loss (Fast DDS LARGE_DATA)."""
+"""A 640x480 rgb8 stream at 30 Hz crosses a process boundary without loss (config/fastdds.xml)."""
 
 import os
 import subprocess
