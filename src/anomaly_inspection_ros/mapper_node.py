@@ -127,6 +127,8 @@ class MapperNode(Node):
         self.frames_localized = 0
         self.frames_gated = 0
         self.gate_buf = _StampBuffer(4 * n)
+        # valid messages per input since the last reset: a silent input means a broken graph
+        self.received: collections.Counter = collections.Counter()
         self.latency_ms: list[float] = []
         self.tf_buffer = self._make_tf_buffer() if self.cfg.use_tf else None
 
@@ -149,6 +151,7 @@ class MapperNode(Node):
         self.create_service(Trigger, "report/write", self._on_write_report)
         self.create_service(Trigger, "mapper/reset", self._on_reset)
         wall_timer(self, 0.05, self._match_pending)
+        wall_timer(self, 1.0, self._publish_status)
 
     # ------------------------------------------------------------------ tf2 (optional)
     def _make_tf_buffer(self):
@@ -186,6 +189,7 @@ class MapperNode(Node):
             return
         try:
             self.depth_buf.add(t, conv.depth_to_metres(msg))
+            self.received["camera/depth/image_raw"] += 1
         except conv.ConversionError as exc:
             self.warner.warn("depth", f"dropping depth image: {exc}")
 
@@ -195,6 +199,7 @@ class MapperNode(Node):
             return
         try:
             self.info_buf.add(t, conv.camera_info_to_intrinsics(msg))
+            self.received["camera/camera_info"] += 1
         except (conv.ConversionError, ValueError) as exc:
             self.warner.warn("info", f"dropping CameraInfo: {exc}")
 
@@ -217,6 +222,7 @@ class MapperNode(Node):
             self.warner.warn("map_nan", "dropping anomaly map with non-finite values")
             return
         self.map_buf.add(t, amap)
+        self.received["anomaly/map"] += 1
 
     def _on_pose(self, msg: PoseStamped) -> None:
         t = self._stamp(msg.header, "pose")
@@ -232,6 +238,7 @@ class MapperNode(Node):
             self.warner.warn("pose", f"dropping pose: {exc}")
             return
         self.pose_buf.add(t, pose)
+        self.received["camera/pose"] += 1
         if not self.path or np.linalg.norm(self.path[-1] - pose.position) > 0.02:
             self.path.append(pose.position.copy())
 
@@ -244,6 +251,7 @@ class MapperNode(Node):
         t = self._stamp(msg.header, "inspection gate status")
         if t is not None:
             self.gate_buf.add(t, bool(msg.inspecting))
+            self.received[self.cfg.inspection_gate_topic] += 1
 
     def _on_result(self, msg: AnomalyResult) -> None:
         t = self._stamp(msg.header, "anomaly result")
@@ -253,6 +261,7 @@ class MapperNode(Node):
             self.warner.warn("result_nan", "dropping anomaly result with non-finite score/threshold")
             return
         self.pending.append((t, msg, time.monotonic()))
+        self.received["anomaly/result"] += 1
 
     # ------------------------------------------------------------------ pairing and fusion
     def _match_pending(self) -> None:
@@ -273,10 +282,11 @@ class MapperNode(Node):
                 if time.monotonic() - arrived < self.cfg.pairing_timeout_s:
                     keep.append((t, msg, arrived))
                 else:
-                    missing = [n for n, v in (("anomaly map", amap), ("depth", depth), ("CameraInfo", intr),
-                                              ("pose", pose), (self.cfg.inspection_gate_topic, gate)) if v is None]
-                    self.warner.warn("unpaired", f"dropping result at t={t:.3f}: no {', '.join(missing)} "
-                                                 f"within {tol * 1e3:.0f} ms")
+                    gate_tol = self.cfg.inspection_gate_tolerance_s
+                    missing = [f"{n} within {dt * 1e3:.0f} ms" for n, v, dt in (
+                        ("anomaly map", amap, 0.0), ("depth", depth, tol), ("CameraInfo", intr, tol),
+                        ("pose", pose, tol), (self.cfg.inspection_gate_topic, gate, gate_tol)) if v is None]
+                    self.warner.warn("unpaired", f"dropping result at t={t:.3f}: no {', '.join(missing)}")
                 continue
             if not gate:
                 self.frames_gated += 1
@@ -367,9 +377,23 @@ class MapperNode(Node):
                 markers.markers.append(Marker(header=out_header, ns=ns, id=int(gone), action=Marker.DELETE))
         self.published_ids = ids
         self.pub_markers.publish(markers)
+        self._publish_status()
+
+    def required_inputs(self) -> list[str]:
+        """Topics without which no frame can be localised."""
+        needed = ["anomaly/result", "camera/depth/image_raw", "camera/camera_info"]
+        if self.tf_buffer is None:
+            needed.append("camera/pose")
+        if self.cfg.inspection_gate_topic:
+            needed.append(self.cfg.inspection_gate_topic)
+        return needed
+
+    def _publish_status(self) -> None:
         self.pub_status.publish(String(data=json.dumps({
             "frames_localized": self.frames_localized, "tracks": len(self.fuser.all()),
-            "confirmed": len(confirmed)})))
+            "confirmed": len(self.fuser.confirmed()), "received": dict(self.received),
+            "silent_inputs": [t for t in self.required_inputs() if not self.received[t]],
+            "ground_truth": self.ground_truth is not None})))
 
     # ------------------------------------------------------------------ services
     def _on_reset(self, request, response):
@@ -378,6 +402,7 @@ class MapperNode(Node):
         self.pending.clear()
         self.gate_buf.clear()
         self.frames_gated = 0
+        self.received.clear()
         self._publish(Header(stamp=self.get_clock().now().to_msg()))
         response.success, response.message = True, "defect map cleared"
         return response
@@ -398,7 +423,7 @@ class MapperNode(Node):
         mission = {"name": self.cfg.mission_name or "inspection", "frames_localized": self.frames_localized,
                    "frames_outside_inspection": self.frames_gated,
                    "mapper_latency_ms_p50": float(np.median(lat)), "mapper_latency_ms_p95": float(np.percentile(lat, 95)),
-                   "tracks": len(self.fuser.all()),
+                   "tracks": len(self.fuser.all()), "inputs_received": dict(self.received),
                    "tracks_too_large": sum(1 for t in self.fuser.all() if self.fuser.too_large(t))}
         return write_report(Path(self.cfg.output_dir), mission, self.cfg.scenario or "unknown", self.fuser.confirmed(),
                             robot_path=np.asarray(self.path) if self.path else None,

@@ -167,6 +167,19 @@ class MissionNode(Node):
             raise MissionFailed(f"{name} pass aborted: {message}")
         self._log(f"{name} pass done: {progress.strip()} ({message})")
 
+    def _check_mapper_inputs(self) -> None:
+        """Fail loudly when the mapper heard nothing on an input it needs (a broken ROS graph)."""
+        time.sleep(1.2)  # the mapper's status comes once a second
+        silent = self.mapper_status.get("silent_inputs")
+        if silent is None:
+            raise MissionFailed("no status from the mapper after the inspection pass")
+        if silent:
+            raise MissionFailed(f"the mapper received nothing on {', '.join(silent)} during the inspection pass "
+                                f"(received: {self.mapper_status.get('received')}); the nodes are not all "
+                                f"connected: check the topics' remappings and the DDS setup")
+        if not self.mapper_status.get("ground_truth"):
+            self._log("no ground truth from the simulator: the report will have no evaluation")
+
     # ------------------------------------------------------------------ the mission
     def _run(self) -> None:
         t0 = time.monotonic()
@@ -190,6 +203,7 @@ class MissionNode(Node):
             self._call("mapper/reset")
             self._run_pass("inspection")
             time.sleep(self.cfg.drain_s)
+            self._check_mapper_inputs()
             self._log("phase 3/3: report")
             result = self._call("report/write")
             self.summary = self._summarise(Path(result.message), time.monotonic() - t0)
