@@ -100,3 +100,19 @@ def test_agv_and_camera_target():
     assert arm.pose.position[0] == pytest.approx(0.5)
     arm.step(2.0)
     assert arm.at_target
+
+
+def test_flat_capped_cylinder_distance_is_exact_above_the_cap():
+    from anomaly_inspection_core.scenario.surfaces import TubeSurface, pipe_centreline
+
+    cl = pipe_centreline(np.array([[0.0, 0.0, 0.75], [0.0, 0.0, 1.05]]), 0.24)
+    capped = TubeSurface("part", cl, 0.12, flat_ends=True)
+    rounded = TubeSurface("pipe", cl, 0.12)
+    above_rim = np.array([0.124, 0.0, 1.14])  # 9 cm above the top, just outside the rim
+    assert capped.signed_distance(above_rim) == pytest.approx(np.hypot(0.004, 0.09), abs=1e-9)
+    assert capped.signed_distance(np.array([0.0, 0.0, 1.10])) == pytest.approx(0.05, abs=1e-9)
+    assert capped.signed_distance(np.array([0.0, 0.0, 0.70])) == pytest.approx(0.05, abs=1e-9)
+    assert capped.signed_distance(np.array([0.3, 0.0, 0.9])) == pytest.approx(0.18, abs=1e-9)
+    assert capped.signed_distance(np.array([0.0, 0.0, 0.9])) < 0  # inside
+    # without flat ends the cap is a hemisphere: the same point looks 12 cm closer
+    assert rounded.signed_distance(above_rim) < capped.signed_distance(above_rim) - 0.05

@@ -397,7 +397,7 @@ def plan_joint_path(arm: ArmModel, q_from: np.ndarray, q_to: np.ndarray, scene: 
 
 
 # ---------------------------------------------------------------------------- workcell
-def workcell_scene(workcell, margin: float = 0.01) -> CollisionScene:
+def workcell_scene(workcell, margin: float = 0.05) -> CollisionScene:
     """Collision primitives of a scenario workcell: the table (full box), the part, the floor."""
     from ..scenario.schema import BoxSpec
 

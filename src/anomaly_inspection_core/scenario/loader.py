@@ -396,7 +396,7 @@ def _part_surface(part: BoxSpec | CylinderSpec) -> Surface:
     if isinstance(part, BoxSpec):
         return BoxSurface(part.name, part.position, part.size / 2.0, math.radians(part.yaw_deg), deformable=True)
     cl = pipe_centreline(np.array([part.base, part.base + [0.0, 0.0, part.height]]), part.radius * 2)
-    return TubeSurface(part.name, cl, part.radius, deformable=True, end_margin=0.005)
+    return TubeSurface(part.name, cl, part.radius, deformable=True, end_margin=0.005, flat_ends=True)
 
 
 def _defects(raw: Any, hosts: list[Surface], seed: int, pipeline: PipelineSpec | None,

@@ -154,6 +154,7 @@ class TubeSurface(Surface):
     radius: float
     deformable: bool = True
     end_margin: float = 0.0
+    flat_ends: bool = False  # closed by flat caps (a part or a tank); else the ends count as round (conservative)
 
     def _project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
@@ -182,6 +183,22 @@ class TubeSurface(Surface):
 
     def arclength_of(self, points: np.ndarray) -> np.ndarray:
         return self._project(points)[1]
+
+    def signed_distance(self, point: np.ndarray) -> float:
+        """Distance to the tube, with exact flat caps when ``flat_ends`` (the projection onto the
+        centreline clamps at its ends, which would round the caps off into hemispheres)."""
+        d = super().signed_distance(point)
+        if not self.flat_ends:
+            return d
+        p = np.asarray(point, dtype=np.float64).reshape(3)
+        pts = self.centreline.points
+        for end, inner in ((pts[0], pts[1]), (pts[-1], pts[-2])):
+            out = _unit(end - inner)
+            h = float((p - end) @ out)  # how far beyond this end's cap plane
+            if h > 0.0:
+                radial = float(np.linalg.norm((p - end) - h * out)) - self.radius
+                return math.hypot(max(radial, 0.0), h)
+        return d
 
     def closest(self, point: np.ndarray) -> SurfaceHit:
         pts = np.asarray(point, dtype=np.float64).reshape(1, 3)
