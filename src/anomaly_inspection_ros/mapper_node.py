@@ -73,6 +73,10 @@ class MapperNodeConfig:
         "help": "anomaly_inspection/PipelineTrackerStatus topic (e.g. tracker/status): frames taken while its "
                 "'inspecting' flag is false (searching, looking round the pipe's end, done) are not localised; "
                 "'' = every frame counts"})
+    inspection_box: str = field(default="", metadata={
+        "help": "only defects inside this box are mapped: '' = anywhere; 'part' = the scenario's workcell part "
+                "(its fixtured pose, grown by inspection_box_margin_m); or JSON [[xmin, ymin, zmin], [xmax, ymax, zmax]]"})
+    inspection_box_margin_m: float = 0.01
     inspection_gate_tolerance_s: float = field(default=0.5, metadata={
         "help": "largest stamp difference between a frame and the gating status used for it"})
 
@@ -115,7 +119,7 @@ class MapperNode(Node):
         self.loc_cfg = LocalizationConfig(max_depth_m=self.cfg.max_depth_m)
         self.fuser = DefectFuser(FusionConfig(gate_m=self.cfg.gate_m, min_views=self.cfg.min_views,
                                               min_score=self.cfg.min_score, min_quality=self.cfg.min_view_quality,
-                                              max_size_m=self.cfg.max_size_m))
+                                              max_size_m=self.cfg.max_size_m, inspection_box=self._inspection_box()))
         n = max(4, int(self.cfg.buffer_size))
         self.depth_buf, self.pose_buf = _StampBuffer(n), _StampBuffer(n)
         # colour images wait here for the detector (~1 s behind on a loaded CPU): keep enough of them
@@ -152,6 +156,28 @@ class MapperNode(Node):
         self.create_service(Trigger, "mapper/reset", self._on_reset)
         wall_timer(self, 0.05, self._match_pending)
         wall_timer(self, 1.0, self._publish_status)
+
+    def _inspection_box(self):
+        spec = self.cfg.inspection_box.strip()
+        if not spec:
+            return None
+        if spec == "part":
+            from anomaly_inspection_core.control.view_planner import part_bounds
+            from anomaly_inspection_core.scenario import load_scenario
+
+            scenario = load_scenario(self.cfg.scenario) if self.cfg.scenario else None
+            if scenario is None or scenario.workcell is None:
+                raise ValueError("inspection_box 'part' needs a workcell scenario (parameter scenario)")
+            lo, hi = part_bounds(scenario.workcell.part, self.cfg.inspection_box_margin_m)
+        else:
+            try:
+                lo, hi = (np.asarray(v, dtype=float) for v in json.loads(spec))
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"parameter inspection_box: expected '', 'part' or JSON "
+                                 f"[[xmin, ymin, zmin], [xmax, ymax, zmax]], got {spec!r} ({exc})") from exc
+        box = (tuple(float(v) for v in lo), tuple(float(v) for v in hi))
+        self.get_logger().info(f"mapping defects only inside {np.round(lo, 3).tolist()} - {np.round(hi, 3).tolist()}")
+        return box
 
     # ------------------------------------------------------------------ tf2 (optional)
     def _make_tf_buffer(self):

@@ -143,3 +143,40 @@ def test_areas_larger_than_max_size_are_not_confirmed() -> None:
     for k in range(2):
         unlimited.update([det([3.0, 0.0, 0.0], float(k), extent=1.1)])
     assert len(unlimited.confirmed()) == 1
+
+
+def test_detections_outside_the_inspection_box_are_ignored() -> None:
+    box = ((-0.2, -0.2, 0.7), (0.2, 0.2, 1.1))
+    fuser = DefectFuser(FusionConfig(min_views=2, inspection_box=box))
+    for k in range(3):
+        fuser.update([det([0.1, 0.0, 0.9], float(k)), det([0.5, 0.0, 0.75], float(k)), det([-1.0, 2.0, 0.0], float(k))])
+    assert [d.position.round(2).tolist() for d in fuser.all()] == [[0.1, 0.0, 0.9]]
+    assert len(fuser.confirmed()) == 1
+    for bad in (((0, 0, 0), (1, 1)), ((0, 0, 0), (0, 1, 1)), ((0, 0, float("nan")), (1, 1, 1))):
+        with pytest.raises(ValueError, match="inspection_box"):
+            FusionConfig(inspection_box=bad)
+
+
+def test_part_bounds_of_boxes_and_cylinders() -> None:
+    from anomaly_inspection_core.control.view_planner import part_bounds
+    from anomaly_inspection_core.scenario import load_scenario
+
+    lo, hi = part_bounds(load_scenario("workcell_cylinder").workcell.part, margin_m=0.03)
+    assert lo == pytest.approx([-0.15, -0.15, 0.72]) and hi == pytest.approx([0.15, 0.15, 1.08])
+    part = load_scenario("workcell_casting").workcell.part
+    lo, hi = part_bounds(part)
+    assert (hi - lo) == pytest.approx(_rotated_extent(part), abs=1e-9)
+    # every defect of the shipped cells lies inside its part's box
+    for name in ("workcell_casting", "workcell_cylinder", "workcell_plate"):
+        scenario = load_scenario(name)
+        lo, hi = part_bounds(scenario.workcell.part, margin_m=0.03)
+        for d in scenario.defects:
+            assert np.all(d.position >= lo) and np.all(d.position <= hi), (name, d.position)
+
+
+def _rotated_extent(part) -> np.ndarray:
+    yaw = np.radians(part.yaw_deg)
+    corners = np.array([[sx, sy] for sx in (-0.5, 0.5) for sy in (-0.5, 0.5)]) * np.asarray(part.size[:2])
+    rot = np.array([[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]])
+    xy = corners @ rot.T
+    return np.array([np.ptp(xy[:, 0]), np.ptp(xy[:, 1]), part.size[2]])

@@ -53,6 +53,22 @@ def part_centre(part: BoxSpec | CylinderSpec) -> np.ndarray:
     raise TypeError(f"part must be a BoxSpec or CylinderSpec, got {type(part).__name__}")
 
 
+def part_bounds(part: BoxSpec | CylinderSpec, margin_m: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Axis-aligned bounding box (min xyz, max xyz) of a part primitive, grown by ``margin_m``."""
+    if isinstance(part, BoxSpec):
+        yaw = math.radians(part.yaw_deg)
+        c, s = abs(math.cos(yaw)), abs(math.sin(yaw))
+        sx, sy, sz = (float(v) / 2.0 for v in part.size)
+        half = np.array([c * sx + s * sy, s * sx + c * sy, sz])
+        centre = np.asarray(part.position, dtype=float)
+    elif isinstance(part, CylinderSpec):
+        half = np.array([part.radius, part.radius, part.height / 2.0])
+        centre = part_centre(part)
+    else:
+        raise TypeError(f"part must be a BoxSpec or CylinderSpec, got {type(part).__name__}")
+    return centre - half - margin_m, centre + half + margin_m
+
+
 def view_directions(n_views: int, pattern: str = "hemisphere", min_elevation_deg: float = 20.0,
                     max_elevation_deg: float = 90.0, turns: float = 2.5) -> np.ndarray:
     """Unit directions (n_views, 3) from the part centre to the candidate cameras."""

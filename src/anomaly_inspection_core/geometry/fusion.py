@@ -55,8 +55,16 @@ class FusionConfig:
     max_observations: int = 200  # per track; the lowest-quality ones are dropped beyond this
     confidence_scale: float = 1.0  # confidence = 1 - exp(-sum(quality) / confidence_scale)
     max_size_m: float = 0.0  # tracks larger than this (largest extent) are not confirmed; 0 = no limit
+    # Inspection volume: detections outside this axis-aligned box (min xyz, max xyz) are ignored,
+    # e.g. the fixtured part of a workcell rather than the table and floor around it; None = anywhere.
+    inspection_box: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
 
     def __post_init__(self) -> None:
+        if self.inspection_box is not None:
+            lo, hi = (np.asarray(v, dtype=float) for v in self.inspection_box)
+            if lo.shape != (3,) or hi.shape != (3,) or not (np.all(np.isfinite(lo)) and np.all(lo < hi)):
+                raise ValueError(f"FusionConfig.inspection_box must be ((xmin, ymin, zmin), (xmax, ymax, zmax)) "
+                                 f"with min < max, got {self.inspection_box}")
         if self.gate_m <= 0:
             raise ValueError(f"FusionConfig.gate_m must be positive, got {self.gate_m}")
         if self.max_gate_m < self.gate_m:
@@ -144,6 +152,12 @@ class DefectFuser:
         self.last_removed_ids: list[int] = []
 
     # ------------------------------------------------------------------ public API
+    def in_inspection_box(self, position: np.ndarray) -> bool:
+        box = self.config.inspection_box
+        if box is None:
+            return True
+        return bool(np.all(position >= np.asarray(box[0])) and np.all(position <= np.asarray(box[1])))
+
     def update(self, detections: list[Detection3D]) -> list[FusedDefect]:
         """Add the detections of one frame; returns the defects created or changed by it.
 
@@ -151,7 +165,8 @@ class DefectFuser:
         """
         cfg = self.config
         self.last_removed_ids = []
-        dets = [d for d in detections if d.quality >= cfg.min_quality and np.all(np.isfinite(d.position))]
+        dets = [d for d in detections if d.quality >= cfg.min_quality and np.all(np.isfinite(d.position))
+                and self.in_inspection_box(d.position)]
         changed: dict[int, FusedDefect] = {}
         pairs = []
         for j, det in enumerate(dets):
