@@ -36,7 +36,7 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
 from anomaly_inspection.msg import AnomalyResult, Defect, DefectArray
-from anomaly_inspection_core.geometry.camera import CameraIntrinsics, Pose
+from anomaly_inspection_core.geometry.camera import CameraIntrinsics, Pose, rotation_angle_deg
 from anomaly_inspection_core.geometry.fusion import DefectFuser, FusedDefect, FusionConfig
 from anomaly_inspection_core.geometry.localization import (LocalizationConfig, RegionObservation,
                                                           localize_regions)
@@ -62,6 +62,16 @@ class MapperNodeConfig:
     max_size_m: float = field(default=0.0, metadata={
         "help": "fused tracks larger than this (largest extent, m) are not reported as defects: an area metres "
                 "long is an unfamiliar view, not a surface defect; 0 = no limit"})
+    max_rotation_rate_dps: float = field(default=0.0, metadata={
+        "help": "frames taken while the camera turns faster than this (deg/s, from camera/pose over "
+                "rotation_window_s) are not localised: views in transit, e.g. an AGV turning at a corner; 0 = off"})
+    rotation_window_s: float = 0.3
+    min_hit_ratio: float = field(default=0.0, metadata={
+        "help": "a defect must be detected in at least this share of the inspection frames that had its position "
+                "in view (inside the image less visibility_border, unoccluded); 0 = off"})
+    visibility_border: float = field(default=0.075, metadata={
+        "help": "fraction of each image side along the edges where a defect does not count as in view "
+                "(the detector's border_margin: no regions are extracted there)"})
     min_view_quality: float = field(default=0.0, metadata={
         "help": "ignore views below this quality (score x distance x incidence weight; grazing or far views)"})
     publish_points: bool = True
@@ -119,7 +129,8 @@ class MapperNode(Node):
         self.loc_cfg = LocalizationConfig(max_depth_m=self.cfg.max_depth_m)
         self.fuser = DefectFuser(FusionConfig(gate_m=self.cfg.gate_m, min_views=self.cfg.min_views,
                                               min_score=self.cfg.min_score, min_quality=self.cfg.min_view_quality,
-                                              max_size_m=self.cfg.max_size_m, inspection_box=self._inspection_box()))
+                                              max_size_m=self.cfg.max_size_m, inspection_box=self._inspection_box(),
+                                              min_hit_ratio=self.cfg.min_hit_ratio))
         n = max(4, int(self.cfg.buffer_size))
         self.depth_buf, self.pose_buf = _StampBuffer(n), _StampBuffer(n)
         # colour images wait here for the detector (~1 s behind on a loaded CPU): keep enough of them
@@ -294,8 +305,8 @@ class MapperNode(Node):
         keep = collections.deque(maxlen=self.pending.maxlen)
         while self.pending:
             t, msg, arrived = self.pending.popleft()
-            if not msg.regions:
-                continue  # nothing to localise; the frame still counts as seen by the detector
+            if not msg.regions and (self.cfg.min_hit_ratio <= 0 or not self.fuser.all()):
+                continue  # nothing to localise, and no defect whose consistency this frame could tell
             tol = self.cfg.pairing_tolerance_s
             amap = self.map_buf.nearest(t, 1e-6)
             depth = self.depth_buf.nearest(t, tol)
@@ -304,21 +315,39 @@ class MapperNode(Node):
                     else self.pose_buf.nearest(t, tol))
             gate = (self.gate_buf.nearest(t, self.cfg.inspection_gate_tolerance_s)
                     if self.cfg.inspection_gate_topic else True)
-            if amap is None or depth is None or intr is None or pose is None or gate is None:
+            if (msg.regions and amap is None) or depth is None or intr is None or pose is None or gate is None:
                 if time.monotonic() - arrived < self.cfg.pairing_timeout_s:
                     keep.append((t, msg, arrived))
                 else:
                     gate_tol = self.cfg.inspection_gate_tolerance_s
                     missing = [f"{n} within {dt * 1e3:.0f} ms" for n, v, dt in (
-                        ("anomaly map", amap, 0.0), ("depth", depth, tol), ("CameraInfo", intr, tol),
+                        ("anomaly map", amap if msg.regions else 0, 0.0), ("depth", depth, tol), ("CameraInfo", intr, tol),
                         ("pose", pose, tol), (self.cfg.inspection_gate_topic, gate, gate_tol)) if v is None]
                     self.warner.warn("unpaired", f"dropping result at t={t:.3f}: no {', '.join(missing)}")
                 continue
-            if not gate:
+            if not gate or self._turning(t, pose):
                 self.frames_gated += 1
                 continue
-            self._localize(t, msg, amap, depth, intr, pose)
+            if msg.regions:
+                self._localize(t, msg, amap, depth, intr, pose)
+            if self.cfg.min_hit_ratio > 0:
+                before = {d.id for d in self.fuser.confirmed()}
+                self.fuser.observe_frame(t, pose, intr, depth,
+                                         border_px=int(self.cfg.visibility_border * min(intr.width, intr.height)),
+                                         max_depth_m=self.cfg.max_depth_m)
+                if {d.id for d in self.fuser.confirmed()} != before:
+                    self._publish(msg.header)
         self.pending = keep
+
+    def _turning(self, t: float, pose: Pose) -> bool:
+        """Whether the camera turned faster than max_rotation_rate_dps just before ``t``."""
+        if self.cfg.max_rotation_rate_dps <= 0 or self.tf_buffer is not None:
+            return False
+        window = self.cfg.rotation_window_s
+        earlier = self.pose_buf.nearest(t - window, 0.5 * window)
+        if earlier is None:
+            return False
+        return rotation_angle_deg(pose.rotation, earlier.rotation) / window > self.cfg.max_rotation_rate_dps
 
     def _localize(self, t: float, msg: AnomalyResult, amap: np.ndarray, depth: np.ndarray,
                   intr: CameraIntrinsics, pose: Pose) -> None:

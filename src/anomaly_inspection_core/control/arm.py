@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..geometry.camera import Pose
+from ..geometry.camera import Pose, rotation_angle_deg  # noqa: F401 - re-exported for the arm tests
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +73,6 @@ def rotation_error(r_target: np.ndarray, r_current: np.ndarray) -> np.ndarray:
         axis = m[:, k] / math.sqrt(max(m[k, k], 1e-12))
         return axis / np.linalg.norm(axis) * angle
     return axis / s * angle
-
-
-def rotation_angle_deg(r_a: np.ndarray, r_b: np.ndarray) -> float:
-    """Angle (degrees) of the rotation between two rotation matrices."""
-    r = r_a @ r_b.T
-    s = float(np.linalg.norm([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]]))
-    return math.degrees(math.atan2(s / 2.0, (float(np.trace(r)) - 1.0) / 2.0))
 
 
 @dataclass(frozen=True)

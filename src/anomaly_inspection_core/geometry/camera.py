@@ -130,6 +130,14 @@ def matrix_to_quaternion(r: np.ndarray) -> np.ndarray:
     return -q if q[3] < 0 else q
 
 
+def rotation_angle_deg(r_a: np.ndarray, r_b: np.ndarray) -> float:
+    """Angle (degrees) of the rotation between two rotation matrices."""
+    r = r_a @ r_b.T
+    s = float(np.linalg.norm([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]]))
+    # atan2 keeps small angles accurate, where acos of a cosine near 1 loses half the digits.
+    return math.degrees(math.atan2(s / 2.0, (float(np.trace(r)) - 1.0) / 2.0))
+
+
 def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = (0.0, 0.0, 1.0)) -> np.ndarray:
     """Rotation (camera optical frame -> map) of a camera at ``eye`` looking at ``target``.
 

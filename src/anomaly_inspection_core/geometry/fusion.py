@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from anomaly_inspection_core.geometry.camera import matrix_to_quaternion
+from anomaly_inspection_core.geometry.camera import CameraIntrinsics, Pose, matrix_to_quaternion
 from anomaly_inspection_core.geometry.localization import Detection3D, Evidence
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,10 @@ class FusionConfig:
     # Inspection volume: detections outside this axis-aligned box (min xyz, max xyz) are ignored,
     # e.g. the fixtured part of a workcell rather than the table and floor around it; None = anywhere.
     inspection_box: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
+    # Consistency: a track must be detected in at least this share of the frames that saw its
+    # position in view and unoccluded (DefectFuser.observe_frame); 0 = off. A real defect shows up
+    # in most views of it, a false positive of an unfamiliar view in a few.
+    min_hit_ratio: float = 0.0
 
     def __post_init__(self) -> None:
         if self.inspection_box is not None:
@@ -75,6 +79,8 @@ class FusionConfig:
             raise ValueError("FusionConfig.merge_m must be >= 0 and outlier_m > 0")
         if self.confidence_scale <= 0:
             raise ValueError("FusionConfig.confidence_scale must be positive")
+        if not 0.0 <= self.min_hit_ratio <= 1.0:
+            raise ValueError(f"FusionConfig.min_hit_ratio must be in [0, 1], got {self.min_hit_ratio}")
 
 
 @dataclass
@@ -93,6 +99,11 @@ class FusedDefect:
     first_seen: float
     last_seen: float
     confirmed: bool = False
+    # Frames (told through DefectFuser.observe_frame) in which the track was in view and
+    # unoccluded, and those of them in which it was detected.
+    visible: int = 0
+    hits: int = 0
+    passed: bool = False  # met the views/score/confidence rules once (those do not retract)
     best_quality: float = 0.0
     best_view: Detection3D | None = field(default=None, repr=False)
     observations: list[Detection3D] = field(default_factory=list, repr=False)
@@ -123,6 +134,7 @@ class FusedDefect:
             "score": float(self.score),
             "confidence": float(self.confidence),
             "views": int(self.views),
+            "visible_views": int(self.visible),
             "first_seen": float(self.first_seen),
             "last_seen": float(self.last_seen),
             "confirmed": bool(self.confirmed),
@@ -294,16 +306,55 @@ class DefectFuser:
         labels = [o.label for o in obs if o.label]
         if labels:
             track.type = max(set(labels), key=labels.count)
-        was = track.confirmed
-        track.confirmed = (
+        # a defect that passed is not retracted by a later weak view...
+        track.passed = track.passed or (
             track.views >= cfg.min_views and track.score >= cfg.min_score
             and track.confidence >= cfg.min_confidence
         )
-        if was and not track.confirmed:
-            # a confirmed defect is not retracted by a later weak view
-            track.confirmed = True
-        if self.too_large(track):
-            track.confirmed = False  # but it is once its extent shows it is no defect
+        self._decide(track)
+
+    def _decide(self, track: FusedDefect) -> None:
+        # ...but it is once its extent shows it is no defect, or while most views of it miss it
+        track.confirmed = track.passed and not self.too_large(track) and self.consistent(track)
+
+    def consistent(self, track: FusedDefect) -> bool:
+        """Detected in at least ``min_hit_ratio`` of the frames that saw it (true when none was told)."""
+        ratio = self.config.min_hit_ratio
+        return ratio <= 0 or track.visible == 0 or track.hits >= ratio * track.visible
+
+    def observe_frame(self, stamp: float, pose: Pose, intrinsics: CameraIntrinsics, depth: np.ndarray,
+                      border_px: int = 0, depth_tolerance_m: float = 0.05, max_depth_m: float = math.inf,
+                      max_incidence_deg: float = 75.0) -> None:
+        """Count a frame (call it after :meth:`update` with that frame's detections, if any) for the
+        consistency rule: every track whose position this camera saw, inside the image less
+        ``border_px``, unoccluded (depth within ``depth_tolerance_m``), nearer than
+        ``max_depth_m`` and at most ``max_incidence_deg`` off its normal, gains a visible frame;
+        a track detected in this frame gains a hit. ``depth`` may have another size than
+        ``intrinsics`` (it is sampled at the scaled pixel)."""
+        tracks = self.all()
+        if not tracks:
+            return
+        pts = np.array([t.position for t in tracks])
+        cam = pose.inverse().transform_points(pts)
+        uv, in_front = intrinsics.project(cam)
+        h_d, w_d = depth.shape[:2]
+        w, h = intrinsics.width, intrinsics.height
+        b = max(int(border_px), 0)
+        inside = in_front & (uv[:, 0] >= b) & (uv[:, 0] < w - b) & (uv[:, 1] >= b) & (uv[:, 1] < h - b)
+        cos_max = math.cos(math.radians(max_incidence_deg))
+        for k, track in enumerate(tracks):
+            if abs(track.last_seen - stamp) < 1e-6:
+                track.hits += 1
+                track.visible += 1
+            elif inside[k] and cam[k, 2] <= max_depth_m:
+                col = min(int(uv[k, 0] * w_d / w), w_d - 1)
+                row = min(int(uv[k, 1] * h_d / h), h_d - 1)
+                d = float(depth[row, col])
+                to_cam = pose.position - track.position
+                facing = float(track.normal @ to_cam) / max(float(np.linalg.norm(to_cam)), 1e-9)
+                if math.isfinite(d) and abs(d - cam[k, 2]) <= depth_tolerance_m and facing >= cos_max:
+                    track.visible += 1
+            self._decide(track)
 
     def _merge_duplicates(self) -> list[FusedDefect]:
         cfg = self.config
@@ -323,7 +374,8 @@ class DefectFuser:
                         continue
                     ta.observations.extend(tb.observations)
                     ta.observations.sort(key=lambda o: o.stamp)
-                    ta.confirmed = ta.confirmed or tb.confirmed
+                    ta.passed = ta.passed or tb.passed
+                    ta.visible, ta.hits = max(ta.visible, tb.visible), max(ta.hits, tb.hits)
                     del self._tracks[b]
                     self.last_removed_ids.append(b)
                     self._refresh(ta)

@@ -214,7 +214,8 @@ def render_html(doc: dict, evidence: dict[int, Any], robot_path: np.ndarray | No
             ("Size [cm]", " x ".join(f"{100 * v:.1f}" for v in d["size_m"])),
             ("Surface normal", ", ".join(f"{v:.2f}" for v in d.get("normal", []))),
             ("Score / confidence", f"{d['score']:.2f} / {d.get('confidence', float('nan')):.2f}"),
-            ("Views", d["views"]),
+            ("Views", f"{d['views']} (of {d['visible_views']} frames that had it in view)"
+             if d.get("visible_views") else d["views"]),
             ("First / last seen [s]", f"{d['first_seen']:.1f} / {d['last_seen']:.1f}"),
         ]
         if e.get("view_distance_m") is not None:
