@@ -138,3 +138,23 @@ def test_mapper_localises_only_frames_its_gate_marks_as_inspecting(ros_context, 
         ex.shutdown()
         mapper.destroy_node()
         feeder.node.destroy_node()
+
+
+def test_mapper_ignores_frames_taken_while_the_camera_turns(ros_context, tmp_path):
+    mapper = _mapper(ros_context, tmp_path, max_rotation_rate_dps=15.0)
+    feeder = Feeder(ros_context)
+    ex = SingleThreadedExecutor(context=ros_context)
+    for n in (mapper, feeder.node):
+        ex.add_node(n)
+    try:
+        # 0.3 s before the first frame the camera looked 30 deg away: 100 deg/s, a turn
+        turned = Pose(np.zeros(3), np.array([0.0, math.sin(math.radians(15.0)), 0.0, math.cos(math.radians(15.0))]))
+        feeder.pose.publish(conv.pose_to_pose_stamped(turned, Header(stamp=conv.sec_to_stamp(99.7), frame_id="map")))
+        for i, (t, cam_x) in enumerate(((100.0, 0.0), (101.0, 0.0), (101.1, 0.05), (101.2, 0.1))):
+            feeder.frame(t, cam_x)
+            spin_until(ex, lambda i=i: mapper.frames_localized + mapper.frames_gated > i, 5.0)
+        assert (mapper.frames_gated, mapper.frames_localized) == (1, 3)
+    finally:
+        ex.shutdown()
+        mapper.destroy_node()
+        feeder.node.destroy_node()

@@ -180,3 +180,42 @@ def _rotated_extent(part) -> np.ndarray:
     rot = np.array([[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]])
     xy = corners @ rot.T
     return np.array([np.ptp(xy[:, 0]), np.ptp(xy[:, 1]), part.size[2]])
+
+
+def test_consistency_rule_needs_detections_in_most_frames_that_saw_the_spot() -> None:
+    intr = CameraIntrinsics(160, 120, 100.0, 100.0, 80.0, 60.0)
+    spot = np.array([1.0, 0.0, 0.0])  # on the floor z = 0, normal +z (see det())
+    above = Pose.looking_at(spot + [0.0, 0.0, 1.0], spot, up=(0.0, 1.0, 0.0))
+    floor = np.ones((120, 160), np.float32)  # z-depth of the floor 1 m below a downward camera
+    fuser = DefectFuser(FusionConfig(min_views=2, min_hit_ratio=0.5))
+    for k in range(2):
+        fuser.update([det(spot, float(k))])
+        fuser.observe_frame(float(k), above, intr, floor)
+    (track,) = fuser.all()
+    assert (track.hits, track.visible, track.confirmed) == (2, 2, True)
+    # in view but not detected: two more frames keep it (2 of 4), a third retracts it (2 of 5)
+    for k in range(2, 5):
+        fuser.observe_frame(float(k), above, intr, floor)
+    assert (track.hits, track.visible, track.confirmed) == (2, 5, False)
+    # frames that could not have seen it do not count against it: occluded, out of the image,
+    # inside the ignored border band, beyond max depth
+    occluded = np.full((120, 160), 0.5, np.float32)
+    aside = Pose.looking_at(spot + [3.0, 0.0, 1.0], spot + [3.0, 0.0, 0.0], up=(0.0, 1.0, 0.0))
+    fuser.observe_frame(5.0, above, intr, occluded)
+    fuser.observe_frame(6.0, aside, intr, floor)
+    fuser.observe_frame(7.0, above, intr, floor, border_px=61)
+    fuser.observe_frame(8.0, above, intr, floor, max_depth_m=0.9)
+    assert track.visible == 5
+    # detected again: 4 hits of 7 frames that saw it, confirmed again
+    for k in (9, 10):
+        fuser.update([det(spot, float(k))])
+        fuser.observe_frame(float(k), above, intr, floor)
+    assert (track.hits, track.visible, track.confirmed) == (4, 7, True)
+    assert track.to_dict()["visible_views"] == 7
+    # without the rule (the default) visibility is counted but never retracts
+    off = DefectFuser(FusionConfig(min_views=2))
+    for k in range(2):
+        off.update([det(spot, float(k))])
+    for k in range(2, 9):
+        off.observe_frame(float(k), above, intr, floor)
+    assert off.confirmed()
