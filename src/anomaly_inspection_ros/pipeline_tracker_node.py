@@ -111,8 +111,11 @@ class PipelineTrackerNode(Node):
         return response
 
     # ------------------------------------------------------------------ detector pacing
-    def speed_cap(self, now: float) -> float:
-        """Speed limit from the detector's scoring (see :class:`DetectorPacer`)."""
+    def speed_cap(self, now: float, state: TrackerState = TrackerState.TRACKING) -> float:
+        """Speed limit from the detector's scoring (see :class:`DetectorPacer`), only while tracking:
+        searching for a lost pipe (and backing off) must never wait for the detector."""
+        if state != TrackerState.TRACKING:
+            return float("inf")
         cap = self.pacer.speed_cap(now, float("inf"))
         if cap == 0.0 and self.active:
             self.warner.warn("pacing", "holding position: the detector has a model but is not scoring frames yet")
@@ -174,7 +177,7 @@ class PipelineTrackerNode(Node):
         prev_state = self.last_command.state if self.last_command is not None else None
         self.last_command = cmd
         linear = np.asarray(cmd.linear_body, dtype=float)
-        cap = self.speed_cap(t)
+        cap = self.speed_cap(t, cmd.state)
         speed = float(np.linalg.norm(linear))
         if speed > cap:
             linear = linear * (cap / speed)  # same path, slower: the detector scores every ~spacing metres

@@ -67,5 +67,9 @@ def test_tracker_waits_for_a_ready_detector_and_follows_its_rate(ros_context):
             node.pacer.take_result(msg)
         assert node.speed_cap(11.1) == pytest.approx(0.2)
         assert node.speed_cap(30.0) == 0.0  # scoring stalled: hold again
+        # but a search for a lost pipe never waits for the detector (a held search aborted a mission)
+        from anomaly_inspection_core.control.pipe_tracker import TrackerState
+
+        assert node.speed_cap(30.0, TrackerState.SEARCHING) == float("inf")
     finally:
         node.destroy_node()
