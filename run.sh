@@ -76,8 +76,6 @@ setup() {
   python_env
   build_package
   export MUJOCO_GL="${MUJOCO_GL:-osmesa}" PYOPENGL_PLATFORM="${PYOPENGL_PLATFORM:-osmesa}"
-  # Fast DDS transports for images between processes (config/fastdds.xml says why)
-  export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$ROOT/config/fastdds.xml}"
   export YOLO_OFFLINE=1 HF_HUB_OFFLINE=1
 }
 

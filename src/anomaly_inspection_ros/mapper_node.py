@@ -432,7 +432,7 @@ class MapperNode(Node):
                 markers.markers.append(Marker(header=out_header, ns=ns, id=int(gone), action=Marker.DELETE))
         self.published_ids = ids
         self.pub_markers.publish(markers)
-        self._publish_status()
+        self._publish_status(len(confirmed))
 
     def required_inputs(self) -> list[str]:
         """Topics without which no frame can be localised."""
@@ -443,10 +443,10 @@ class MapperNode(Node):
             needed.append(self.cfg.inspection_gate_topic)
         return needed
 
-    def _publish_status(self) -> None:
+    def _publish_status(self, n_confirmed: Optional[int] = None) -> None:
         self.pub_status.publish(String(data=json.dumps({
             "frames_localized": self.frames_localized, "tracks": len(self.fuser.all()),
-            "confirmed": len(self.fuser.confirmed()), "received": dict(self.received),
+            "confirmed": len(self.fuser.confirmed()) if n_confirmed is None else n_confirmed, "received": dict(self.received),
             "silent_inputs": [t for t in self.required_inputs() if not self.received[t]],
             "ground_truth": self.ground_truth is not None})))
 

@@ -9,10 +9,10 @@ import pytest
 
 from anomaly_inspection_core.control.arm import (
     ArmError, ArmKinematics, ArmModel, BoxObstacle, CollisionScene, CylinderObstacle, FloorObstacle,
-    PathPlanningError, plan_joint_path, rotation_angle_deg, rotation_error, segment_collision_free,
+    PathPlanningError, plan_joint_path, rotation_error, segment_collision_free,
     workcell_arm, workcell_scene)
 from anomaly_inspection_core.control.ik import solve_ik
-from anomaly_inspection_core.geometry.camera import Pose
+from anomaly_inspection_core.geometry.camera import Pose, rotation_angle_deg
 from anomaly_inspection_core.scenario import load_scenario
 
 

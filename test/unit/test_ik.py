@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from anomaly_inspection_core.control.arm import ArmError, ArmModel, rotation_angle_deg
+from anomaly_inspection_core.control.arm import ArmError, ArmModel
+from anomaly_inspection_core.geometry.camera import rotation_angle_deg
 from anomaly_inspection_core.control.ik import solve_ik, wrap_near
 from anomaly_inspection_core.geometry.camera import Pose
 

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from anomaly_inspection_core.control.arm import rotation_angle_deg, workcell_arm, workcell_scene
+from anomaly_inspection_core.control.arm import workcell_arm, workcell_scene
+from anomaly_inspection_core.geometry.camera import rotation_angle_deg
 from anomaly_inspection_core.control.coverage import compute_coverage, sample_part_surface, visible_from
 from anomaly_inspection_core.control.ik import solve_ik
 from anomaly_inspection_core.control.view_planner import plan_views, tour_time, view_directions

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..geometry.camera import Pose, rotation_angle_deg  # noqa: F401 - re-exported for the arm tests
+from ..geometry.camera import Pose
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..geometry.camera import Pose
-from .arm import ArmError, ArmModel, CollisionScene, rotation_angle_deg, rotation_error
+from ..geometry.camera import rotation_angle_deg
+from .arm import ArmError, ArmModel, CollisionScene, rotation_error
 
 
 @dataclass(frozen=True)
