@@ -17,6 +17,7 @@ anomaly_inspection/PipelineTrackerStatus), ``capture`` (manipulator view capture
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,7 +47,28 @@ class MissionNodeConfig:
     pass_timeout_s: float = field(default=600.0, metadata={"help": "wall-clock limit of one pass"})
     fit_timeout_s: float = 600.0
     drain_s: float = field(default=2.0, metadata={"help": "wait for the last frames to be mapped"})
+    route_factor: float = field(default=1.5, metadata={
+        "help": "the inspection pass fails once the robot has travelled more than route_factor x the teach "
+                "pass's distance + route_slack_m (it no longer follows the taught route); 0 = off"})
+    route_slack_m: float = 3.0
     progress_period_s: float = 5.0
+
+
+def route_exceeded(travelled_m: Optional[float], taught_m: Optional[float], factor: float,
+                   slack_m: float) -> Optional[str]:
+    """Why the inspection pass has left the taught route, or None while it has not.
+
+    The teach pass flies the clean twin of the same asset, so the inspection pass should
+    travel about as far. Much farther means the robot follows something else (a tracker
+    that locked onto the wrong structure); stopping it bounds the damage and the time.
+    """
+    if factor <= 0 or travelled_m is None or taught_m is None or not math.isfinite(travelled_m):
+        return None
+    limit = factor * taught_m + slack_m
+    if travelled_m <= limit:
+        return None
+    return (f"travelled {travelled_m:.1f} m, more than {factor:g} x the taught route ({taught_m:.1f} m) "
+            f"+ {slack_m:g} m: the robot no longer follows the route it was taught; stopped")
 
 
 class MissionNode(Node):
@@ -65,6 +87,7 @@ class MissionNode(Node):
         self.sim_status: dict = {}
         self.mapper_status: dict = {}
         self.summary: dict = {}
+        self.taught_m: Optional[float] = None
         if self.driver == "tracker":
             self.create_subscription(PipelineTrackerStatus, "tracker/status", self._on_tracker, latched_qos())
         else:
@@ -147,6 +170,13 @@ class MissionNode(Node):
         return (str(st.get("state", "idle")), str(st.get("message", "")),
                 str(st.get("progress", f"waiting for the {self.driver}")))
 
+    def _driver_distance(self) -> Optional[float]:
+        """Distance the robot has travelled in this pass (None when its driver does not say)."""
+        if self.driver == "tracker":
+            return None if self.tracker_status is None else float(self.tracker_status.distance_travelled)
+        value = self.driver_status.get("distance_m")
+        return float(value) if isinstance(value, (int, float)) else None
+
     def _progress(self) -> str:
         text = "  " + self._driver_state()[2]
         if self.detector_status.get("state") == "collecting":
@@ -158,13 +188,25 @@ class MissionNode(Node):
 
     def _run_pass(self, name: str) -> None:
         self.tracker_status, self.driver_status = None, {}
+        taught = self.taught_m if name == "inspection" else None
+        astray: list[str] = []
+
+        def finished() -> bool:
+            why = route_exceeded(self._driver_distance(), taught, self.cfg.route_factor, self.cfg.route_slack_m)
+            if why:
+                astray.append(why)
+            return bool(astray) or self._driver_state()[0] in ("done", "aborted")
+
         self._call(f"{self.driver}/start")
-        self._wait(f"the {name} pass", lambda: self._driver_state()[0] in ("done", "aborted"),
-                   self.cfg.pass_timeout_s, self._progress)
+        self._wait(f"the {name} pass", finished, self.cfg.pass_timeout_s, self._progress)
         self._call(f"{self.driver}/stop")
+        if astray:
+            raise MissionFailed(f"{name} pass: {astray[0]}")
         state, message, progress = self._driver_state()
         if state == "aborted":
             raise MissionFailed(f"{name} pass aborted: {message}")
+        if name == "teach":
+            self.taught_m = self._driver_distance()
         self._log(f"{name} pass done: {progress.strip()} ({message})")
 
     def _check_mapper_inputs(self) -> None:
