@@ -197,3 +197,24 @@ def test_depth_guard_stops_motion_towards_a_close_obstacle() -> None:
     assert v[0] == pytest.approx(0.2, abs=0.05)  # sideways motion kept
     far = OrientedPoints(points=np.array([[0.0, 0.0, 0.9]]), normals=np.array([[0, 0, -1.0]]))
     assert np.allclose(tracker._depth_guard(far, pose, np.array([0.2, 0.0, 0.4])), [0.2, 0.0, 0.4])
+
+
+@pytest.mark.parametrize("recovery", [True, False])
+def test_uav_held_by_the_depth_guard_backs_off_then_aborts(recovery: bool) -> None:
+    # a ball between the flight line and the pipe: the depth guard holds the UAV in front of
+    # it while the follower keeps pulling it on; without stall recovery that lasts for ever
+    scene = PipeScene([[0, 0, 1.2], [8, 0, 1.2]], radius=RADIUS)
+    scene.spheres.append((np.array([3.5, -0.9, 1.2]), 0.2))
+    uav = Uav(0.5, -(STANDOFF + RADIUS), 1.2, math.pi / 2)
+    cfg = PipeTrackerConfig(speed_mps=0.4, depth_stride=1, stall_timeout_s=6.0 if recovery else 0.0)
+    run = _fly(scene, uav, cfg, max_time_s=45.0)
+    x = run["tracker"].path[:, 0]
+    held = int(np.argmax(x > x.max() - 0.1))  # first time at the blocked place
+    if not recovery:
+        assert run["cmd"].state == TrackerState.TRACKING and "obstacle" in run["cmd"].message
+        assert x[held:].min() > x.max() - 0.3  # stuck there
+        return
+    assert run["cmd"].state == TrackerState.ABORTED
+    assert "blocked by an obstacle" in run["cmd"].message and "3 times" in run["cmd"].message
+    assert x[held:].min() < x.max() - 0.5  # it did back off to look again
+    assert run["time"] < 40.0

@@ -128,6 +128,14 @@ class PipeTrackerConfig:
     #: and is pushed back from it (an obstacle the pipe model does not know yet, such as the
     #: next piece of an inside turn seen late); 0 = off
     obstacle_m: float = 0.45
+    #: stall recovery: when the depth guard has held the UAV within 0.25 m for this long while
+    #: tracking (something the pipe model does not explain blocks the way, e.g. the next piece
+    #: of an inside turn seen too late to be recognised), back off along the pipe by
+    #: ``stall_backoff_m`` to look again from farther away; 0 = off
+    stall_timeout_s: float = 6.0
+    stall_backoff_m: float = 0.7
+    #: blocked again this many times within 1.5 m: hover and report ABORTED
+    max_stalls: int = 3
     min_altitude_m: float = 0.3
     max_altitude_m: float = 30.0
 
@@ -146,6 +154,8 @@ class PipeTrackerConfig:
             raise ValueError(f"depth_stride must be >= 1, got {self.depth_stride}")
         if self.min_altitude_m >= self.max_altitude_m:
             raise ValueError("min_altitude_m must be below max_altitude_m")
+        if self.stall_timeout_s < 0 or self.stall_backoff_m <= 0 or self.max_stalls < 1:
+            raise ValueError("need stall_timeout_s >= 0, stall_backoff_m > 0 and max_stalls >= 1")
         for name in ("lost_timeout_s", "search_timeout_s", "max_yaw_rate", "position_gain",
                      "yaw_gain", "search_yaw_rate"):
             if getattr(self, name) <= 0:
@@ -302,6 +312,15 @@ class PipeTracker:
         self._search_yaw0 = 0.0
         self._probing = False
         self._end_probe = False
+        # stall recovery: where and since when the depth guard has held the UAV, how often it
+        # was blocked near ``_stall_place``, and the back-off target (axial coordinate) if any
+        self._guard_acted = False
+        self._hold_pos: np.ndarray | None = None
+        self._hold_since = 0.0
+        self._stall_place: np.ndarray | None = None
+        self._stalls = 0
+        self._backoff_t: float | None = None
+        self._backoff_until = 0.0
         self._path: list[np.ndarray] = []
         self._travelled = 0.0
         self._last_stamp: float | None = None
@@ -352,6 +371,7 @@ class PipeTracker:
                 self._find_continuation(op, mask, est_cam, camera_pose, intrinsics)
             v_map, yaw_rate = self._control(camera_pose, stamp, est_cam is not None)
             v_map = self._depth_guard(op, camera_pose, v_map)
+            self._check_stall(camera_pose, stamp)
 
         yaw = _camera_yaw(camera_pose)
         c, s = math.cos(yaw), math.sin(yaw)
@@ -369,10 +389,12 @@ class PipeTracker:
     def _depth_guard(self, op: OrientedPoints, pose: Pose, v_map: np.ndarray) -> np.ndarray:
         """Remove motion towards depth points closer than ``obstacle_m`` and push away from them."""
         cfg = self.config
+        self._guard_acted = False
         if cfg.obstacle_m <= 0 or len(op) == 0:
             return v_map
         dist = np.linalg.norm(op.points, axis=1)
         near = dist < cfg.obstacle_m
+        self._guard_acted = bool(near.any())
         if not near.any():
             return v_map
         weights = (cfg.obstacle_m - dist[near])[:, None]
@@ -385,8 +407,60 @@ class PipeTracker:
         if toward > 0:
             v_map = v_map + toward * away
         depth_short = cfg.obstacle_m - float(dist[near].min())
-        self.message = f"obstacle {float(dist[near].min()):.2f} m ahead: backing off"
+        if self.state not in (TrackerState.DONE, TrackerState.ABORTED):
+            self.message = f"obstacle {float(dist[near].min()):.2f} m ahead: backing off"
         return v_map + cfg.position_gain * depth_short * away
+
+    def _check_stall(self, pose: Pose, stamp: float) -> None:
+        """Start a back-off (or abort) when the depth guard has held the UAV in place too long.
+
+        Only counts while tracking with the guard acting in this frame: holding position for
+        another reason (the detector pacing the flight, the approach to the pipe's end) is no
+        stall.
+        """
+        cfg = self.config
+        c = pose.position
+        if (cfg.stall_timeout_s <= 0 or self.state != TrackerState.TRACKING or self._backoff_t is not None
+                or self._segment is None):
+            self._hold_pos = None
+            return
+        if self._hold_pos is None or float(np.linalg.norm(c - self._hold_pos)) > 0.25:
+            self._hold_pos, self._hold_since = c.copy(), stamp
+            return
+        if not self._guard_acted or stamp - self._hold_since < cfg.stall_timeout_s:
+            return
+        if self._stall_place is None or float(np.linalg.norm(c - self._stall_place)) > 1.5:
+            self._stall_place, self._stalls = c.copy(), 0
+        self._stalls += 1
+        self._hold_pos = None
+        if self._stalls >= cfg.max_stalls:
+            self.state = TrackerState.ABORTED
+            self.message = (f"ABORTED: blocked by an obstacle closer than {cfg.obstacle_m:.2f} m "
+                            f"{self._stalls} times at the same place (backed off and looked again each time)")
+            _LOG.error(self.message)
+            return
+        seg = self._segment
+        self._backoff_t = seg.foot(c) - cfg.stall_backoff_m
+        self._backoff_until = stamp + 3.0 * cfg.stall_backoff_m / max(cfg.speed_mps, 0.05) + 2.0
+        self._next = None  # look for the way on afresh from farther back
+        self.message = (f"blocked for {cfg.stall_timeout_s:.0f} s by something the pipe model does not "
+                        f"explain: backing off {cfg.stall_backoff_m:.1f} m to look again")
+        _LOG.warning(self.message)
+
+    def _back_off(self, pose: Pose, stamp: float) -> tuple[np.ndarray, float] | None:
+        """Velocity of a back-off in progress along the followed piece, None when there is none."""
+        if self._backoff_t is None:
+            return None
+        cfg = self.config
+        seg = self._segment
+        c = pose.position
+        target = seg.point + self._backoff_t * seg.direction + (cfg.standoff_m + seg.radius) * seg.side
+        err = target - c
+        if float(np.linalg.norm(err)) < 0.1 or stamp > self._backoff_until:
+            self._backoff_t = None
+            return None
+        v = cfg.position_gain * err + self._clearance_push(c)
+        return self._limit_altitude(pose, v), self._yaw_rate_to(pose, self._facing_yaw(seg.side))
 
     # ------------------------------------------------------------------ perception
     def _measure(self, op: OrientedPoints, pose: Pose
@@ -615,10 +689,14 @@ class PipeTracker:
                 return self._search(pose, stamp)
         if self.state == TrackerState.IDLE:
             return np.zeros(3), 0.0
+        backing = self._back_off(pose, stamp)
+        if backing is not None:
+            return backing
         return self._follow(pose)
 
     def _enter_search(self, pose: Pose, stamp: float) -> None:
         self.state = TrackerState.SEARCHING
+        self._backoff_t = None
         if self._streak_origin is None or np.linalg.norm(pose.position - self._streak_origin) > 1.0:
             self._streak_origin = pose.position.copy()
             self._searched_s = 0.0
