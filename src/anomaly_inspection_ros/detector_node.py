@@ -44,6 +44,12 @@ from .node_utils import wall_timer, ThrottledWarner, declare_config, latched_qos
 class DetectorNodeConfig:
     model_dir: str = field(default="", metadata={"help": "model directory to load at start ('' = wait for teaching)"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
+    cpu_threads: int = field(default=0, metadata={
+        "help": "torch CPU threads (0 = torch's default, one per core); on a small computer shared with the "
+                "simulator or the flight controller, fewer leave them the CPU they need"})
+    fit_threads: int = field(default=0, metadata={
+        "help": "torch CPU threads while fitting a taught model (0 = torch's default, one per core): the "
+                "missions pause the simulation meanwhile, so the fit may use every core"})
     max_rate_hz: float = field(default=5.0, metadata={"help": "upper bound on frames scored per second"})
     image_qos: str = "sensor_data"
     region_threshold: float = field(default=0.5, metadata={
@@ -78,8 +84,14 @@ class DetectorNode(Node):
             raise ValueError("region_threshold must be in (0, 1)")
         if not 0.0 < self.cfg.teach_holdout_fraction < 0.5:
             raise ValueError("teach_holdout_fraction must be in (0, 0.5)")
+        if self.cfg.cpu_threads < 0 or self.cfg.fit_threads < 0:
+            raise ValueError("cpu_threads and fit_threads must be >= 0")
         self.warner = ThrottledWarner(self)
         self.device = self._resolve_device(self.cfg.device)
+        import torch
+
+        self._default_threads = torch.get_num_threads()
+        self._set_threads(self.cfg.cpu_threads)
         self.model = None
         self.state = "idle"
         self.message = ""
@@ -192,10 +204,16 @@ class DetectorNode(Node):
         response.success, response.message = True, f"fitting on {len(frames)} frames"
         return response
 
+    def _set_threads(self, n: int) -> None:
+        import torch
+
+        torch.set_num_threads(n or self._default_threads)
+
     def _fit(self, frames: list[np.ndarray]) -> None:
         from anomaly_inspection_core.detection import PatchCoreConfig, PatchCoreModel
 
         t0 = time.perf_counter()
+        self._set_threads(self.cfg.fit_threads)  # no frame is scored while fitting
         try:
             model = PatchCoreModel(PatchCoreConfig(backbone=self.cfg.backbone, image_size=self.cfg.image_size,
                                                    device=self.device, coreset_ratio=self.cfg.coreset_ratio,
@@ -208,6 +226,8 @@ class DetectorNode(Node):
             self.get_logger().error(f"fitting failed: {exc}")
             self._set_state("error", f"fitting failed: {exc}")
             return
+        finally:
+            self._set_threads(self.cfg.cpu_threads)
         self.model = model
         self.get_logger().info(f"fitted {model.model_id} on {len(frames)} frames in {time.perf_counter() - t0:.1f} s")
         self._set_state("ready", f"fitted on {len(frames)} frames in {time.perf_counter() - t0:.1f} s")

@@ -27,11 +27,16 @@ def texture(rng: np.random.Generator, h: int = 120, w: int = 160) -> np.ndarray:
 
 
 def test_detector_node_teach_then_score(ros_context, tmp_path):
+    import torch
+
     rng = np.random.default_rng(3)
+    threads_before = torch.get_num_threads()
     node = DetectorNode(context=ros_context, namespace="cam", parameter_overrides=[
         Parameter("image_size", value=128), Parameter("teach_min_interval_s", value=0.0),
         Parameter("max_rate_hz", value=20.0), Parameter("device", value="cpu"),
+        Parameter("cpu_threads", value=1), Parameter("fit_threads", value=2),
         Parameter("teach_output_dir", value=str(tmp_path / "model"))])
+    assert torch.get_num_threads() == 1
     probe = rclpy.create_node("probe", context=ros_context)
     pub = probe.create_publisher(Image, "/cam/camera/image_raw", qos_from_name("sensor_data", depth=5))
     results: list[AnomalyResult] = []
@@ -65,6 +70,7 @@ def test_detector_node_teach_then_score(ros_context, tmp_path):
         assert call(False).success
         assert spin_until(ex, lambda: status and status[-1]["state"] == "ready", 120.0), status[-1:]
         assert (tmp_path / "model" / "metadata.json").is_file()
+        assert torch.get_num_threads() == 1  # scoring threads again after the fit
 
         # a malformed image is dropped with a warning; the node keeps running
         bad = conv.numpy_to_image(texture(rng), "rgb8")
@@ -82,6 +88,7 @@ def test_detector_node_teach_then_score(ros_context, tmp_path):
         ex.shutdown()
         node.destroy_node()
         probe.destroy_node()
+        torch.set_num_threads(threads_before)
     by_stamp = {round(conv.stamp_to_sec(r.header.stamp), 3): r for r in results}
     normal, anomalous = by_stamp[normal_stamp], by_stamp[defect_stamp]
     assert normal.header.frame_id == anomalous.header.frame_id == "cam"
