@@ -218,3 +218,21 @@ def test_uav_held_by_the_depth_guard_backs_off_then_aborts(recovery: bool) -> No
     assert "blocked by an obstacle" in run["cmd"].message and "3 times" in run["cmd"].message
     assert x[held:].min() < x.max() - 0.5  # it did back off to look again
     assert run["time"] < 40.0
+
+
+def test_distance_flown_ignores_a_hovers_oscillation() -> None:
+    scene = PipeScene([[0, 0, 1.2], [8, 0, 1.2]], radius=RADIUS)
+    tracker = PipeTracker(PipeTrackerConfig(depth_stride=2))
+    rng = np.random.default_rng(0)
+    t = 0.0
+    for _ in range(100):  # hovering: +-2 cm of oscillation, 2 m of summed frame-to-frame steps
+        uav = Uav(2.0 + rng.uniform(-0.02, 0.02), -(STANDOFF + RADIUS) + rng.uniform(-0.02, 0.02), 1.2,
+                  math.pi / 2)
+        cmd = tracker.update(scene.render(K, uav.pose), K, uav.pose, t)
+        t += 0.1
+    assert cmd.distance_travelled < 0.1
+    for k in range(1, 51):  # then 1 m along the pipe in 2 cm steps
+        uav = Uav(2.0 + 0.02 * k, -(STANDOFF + RADIUS), 1.2, math.pi / 2)
+        cmd = tracker.update(scene.render(K, uav.pose), K, uav.pose, t)
+        t += 0.1
+    assert cmd.distance_travelled == pytest.approx(1.0, abs=0.1)

@@ -323,6 +323,7 @@ class PipeTracker:
         self._backoff_until = 0.0
         self._path: list[np.ndarray] = []
         self._travelled = 0.0
+        self._odometry_anchor: np.ndarray | None = None
         self._last_stamp: float | None = None
         self.frame_times_ms: list[float] = []
 
@@ -349,8 +350,14 @@ class PipeTracker:
         if self._last_stamp is not None and stamp < self._last_stamp:
             raise ValueError(f"stamp went backwards: {stamp} < {self._last_stamp}")
         pos = camera_pose.position
-        if self._path:
-            self._travelled += float(np.linalg.norm(pos - self._path[-1]))
+        # distance flown, counted in steps of at least 5 cm: summing every frame's step also
+        # counted a hover's centimetre oscillation (a UAV held in place "flew" 0.04 m/s)
+        if self._odometry_anchor is None:
+            self._odometry_anchor = pos.copy()
+        step = float(np.linalg.norm(pos - self._odometry_anchor))
+        if step >= 0.05:
+            self._travelled += step
+            self._odometry_anchor = pos.copy()
         self._path.append(pos.copy())
         if self._start_stamp is None:
             self._start_stamp = stamp
