@@ -443,7 +443,8 @@ class PipeTracker:
         if self._stalls >= cfg.max_stalls:
             self.state = TrackerState.ABORTED
             self.message = (f"ABORTED: blocked by an obstacle closer than {cfg.obstacle_m:.2f} m "
-                            f"{self._stalls} times at the same place (backed off and looked again each time)")
+                            f"{self._stalls} times at the same place (backed off and looked again after each of the first "
+                            f"{self._stalls - 1})")
             _LOG.error(self.message)
             return
         seg = self._segment
