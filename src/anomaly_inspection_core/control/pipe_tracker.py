@@ -267,6 +267,10 @@ class _Segment:
     def foot(self, p: np.ndarray) -> float:
         return float(np.dot(p - self.point, self.direction))
 
+    def beside(self, t: float, dist: float) -> np.ndarray:
+        """The point ``dist`` from the axis on the UAV's side, at axial coordinate ``t``."""
+        return self.point + t * self.direction + dist * self.side
+
     def estimate(self, lo: float = -0.5) -> CylinderEstimate:
         hi = self.t_hi if math.isfinite(self.t_hi) else 0.5
         return CylinderEstimate(point=self.point.copy(), direction=self.direction.copy(),
@@ -462,7 +466,7 @@ class PipeTracker:
         cfg = self.config
         seg = self._segment
         c = pose.position
-        target = seg.point + self._backoff_t * seg.direction + (cfg.standoff_m + seg.radius) * seg.side
+        target = seg.beside(self._backoff_t, cfg.standoff_m + seg.radius)
         err = target - c
         if float(np.linalg.norm(err)) < 0.1 or stamp > self._backoff_until:
             self._backoff_t = None
@@ -800,7 +804,7 @@ class PipeTracker:
             else:
                 self.message = "tracking"
         t_target = min(t, seg.t_hi) if seg.end_seen >= cfg.confirm_frames and nxt is None else t
-        target = seg.point + t_target * seg.direction + dist * side
+        target = seg.beside(t_target, dist)
         err = target - c
         ff = speed * max(0.0, 1.0 - float(np.linalg.norm(err)) / 0.5) * seg.direction
         v = ff + cfg.position_gain * err + self._clearance_push(c)
@@ -956,7 +960,7 @@ class PipeTracker:
             goal_t = seg.t_hi + cfg.end_probe_overshoot_m
             t = seg.foot(pose.position)
             self._end_probe = t > seg.t_hi  # beyond the riser's end: looking at its top or bottom
-            target = seg.point + min(t + 0.3, goal_t) * seg.direction + dist * seg.side
+            target = seg.beside(min(t + 0.3, goal_t), dist)
             if t >= goal_t - 0.05 or not self._in_view(pose, end, margin=0.2):
                 return self._finish()
             v = cfg.position_gain * (target - pose.position)
