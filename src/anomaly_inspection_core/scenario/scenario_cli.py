@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from ..cli import CliError
+from .generate import GENERATOR_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("scenario", help="scenario tools (random generation)")
     sub = p.add_subparsers(dest="scenario_command", metavar="SUBCOMMAND")
     g = sub.add_parser("generate", help="write a random scenario (validated by the loader)")
-    g.add_argument("--kind", default="pipeline", choices=("pipeline",), help="scene kind")
+    g.add_argument("--kind", default="pipeline", choices=GENERATOR_KINDS,
+                   help="scene kind: pipeline (UAV), workcell (manipulator), factory (AGV)")
     g.add_argument("--seed", type=int, required=True, help="random seed (>= 0); same seed, same scenario")
     g.add_argument("--out", required=True, help="output YAML file")
     g.add_argument("--name", default=None, help="scenario name (default random_<kind>_<seed>)")
