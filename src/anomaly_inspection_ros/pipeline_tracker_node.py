@@ -4,7 +4,8 @@ Inputs (relative to the namespace): ``camera/depth/image_raw`` (32FC1 m / 16UC1 
 ``camera/camera_info``, ``camera/pose`` (the UAV's own odometry of its camera, PoseStamped in
 ``map``). Never ground-truth geometry.
 
-Outputs: ``cmd_vel`` (geometry_msgs/Twist, level body frame), ``tracker/status``
+Outputs: ``cmd_vel`` (geometry_msgs/Twist, level body frame), ``camera/gimbal_pitch``
+(std_msgs/Float64, degrees down: the camera pitch for ``view_elevation_deg``), ``tracker/status``
 (anomaly_inspection/PipelineTrackerStatus), ``tracker/axis_markers`` (MarkerArray: the fitted
 axis of this frame and the fused pipe piece), ``tracker/path`` (nav_msgs/Path, flown path).
 
@@ -28,7 +29,7 @@ from geometry_msgs.msg import Point, PoseStamped, Twist
 from nav_msgs.msg import Path
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import ColorRGBA, Header
+from std_msgs.msg import ColorRGBA, Float64, Header
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -60,6 +61,9 @@ class TrackerNodeConfig:
     search_timeout_s: float = 20.0
     lost_timeout_s: float = 0.8
     max_yaw_rate: float = 0.6
+    view_elevation_deg: float = field(default=0.0, metadata={
+        "help": "on horizontal pieces fly this far round the pipe above its axis with the camera pitched down "
+                "to match (tops of pipes seen at a moderate incidence); needs a gimbal; 0 = level"})
     capture_spacing_m: float = field(default=0.1, metadata={
         "help": "while the detector is scoring, fly at most this far between scored frames (speed <= spacing x "
                 "scoring rate in simulated time), so every defect is scored from several views; 0 = no cap"})
@@ -73,7 +77,7 @@ class PipelineTrackerNode(Node):
             standoff_m=self.cfg.standoff_m, standoff_tolerance_m=self.cfg.standoff_tolerance_m,
             speed_mps=self.cfg.speed_mps, start_direction=self.cfg.start_direction,
             search_timeout_s=self.cfg.search_timeout_s, lost_timeout_s=self.cfg.lost_timeout_s,
-            max_yaw_rate=self.cfg.max_yaw_rate)
+            max_yaw_rate=self.cfg.max_yaw_rate, view_elevation_deg=self.cfg.view_elevation_deg)
         self.tracker = PipeTracker(self.tracker_cfg)
         self.warner = ThrottledWarner(self)
         self.active = bool(self.cfg.autostart)
@@ -88,6 +92,7 @@ class PipelineTrackerNode(Node):
         self.create_subscription(CameraInfo, "camera/camera_info", self._on_info, img_qos)
         self.create_subscription(PoseStamped, "camera/pose", self._on_pose, 20)
         self.pub_cmd = self.create_publisher(Twist, "cmd_vel", 10)
+        self.pub_gimbal = self.create_publisher(Float64, "camera/gimbal_pitch", 10)
         self.pub_status = self.create_publisher(PipelineTrackerStatus, "tracker/status", latched_qos())
         self.pub_markers = self.create_publisher(MarkerArray, "tracker/axis_markers", 5)
         self.pub_path = self.create_publisher(Path, "tracker/path", latched_qos())
@@ -185,6 +190,8 @@ class PipelineTrackerNode(Node):
         twist.linear.x, twist.linear.y, twist.linear.z = (float(v) for v in linear)
         twist.angular.z = float(cmd.yaw_rate)
         self.pub_cmd.publish(twist)
+        if self.cfg.view_elevation_deg > 0:
+            self.pub_gimbal.publish(Float64(data=float(cmd.gimbal_pitch_deg)))
         if cmd.state != prev_state:
             text = f"tracker: {cmd.state.value}: {cmd.message}"
             if cmd.state == TrackerState.ABORTED:

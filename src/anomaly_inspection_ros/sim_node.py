@@ -13,6 +13,7 @@ Topics (relative to the node's namespace, e.g. ``/uav``):
 ``/clock``                                rosgraph_msgs/Clock           simulated time
 ``cmd_vel`` (in)                          geometry_msgs/Twist           UAV / AGV velocity command
 ``camera/target_pose`` (in)               geometry_msgs/PoseStamped     manipulator camera target
+``camera/gimbal_pitch`` (in)              std_msgs/Float64 (degrees)    UAV camera pitch, + = down
 ========================================  ============================  ==========================
 
 All outputs of one step carry the same stamp (simulated time). Commands are validated and
@@ -32,7 +33,7 @@ from geometry_msgs.msg import PoseStamped, Twist
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import Header, String
+from std_msgs.msg import Float64, Header, String
 from std_srvs.srv import SetBool, Trigger
 
 from anomaly_inspection.msg import Defect, DefectArray
@@ -90,6 +91,8 @@ class SimNode(Node):
 
         if self.robot.command_type == "twist":
             self.create_subscription(Twist, "cmd_vel", self._on_twist, 10)
+            if self.robot.has_gimbal:
+                self.create_subscription(Float64, "camera/gimbal_pitch", self._on_gimbal_pitch, 10)
         else:
             self.create_subscription(PoseStamped, "camera/target_pose", self._on_target_pose, 10)
 
@@ -145,6 +148,13 @@ class SimNode(Node):
             return
         self.robot.set_velocity_command(lin, float(ang[2]))
         self._last_cmd_time = time.monotonic()
+
+    def _on_gimbal_pitch(self, msg: Float64) -> None:
+        pitch = float(msg.data)
+        if not math.isfinite(pitch):
+            self.warner.warn("bad_gimbal", "dropping a non-finite camera/gimbal_pitch")
+            return
+        self.robot.set_gimbal_pitch(pitch)  # clipped to the gimbal's range
 
     def _on_target_pose(self, msg: PoseStamped) -> None:
         if msg.header.frame_id and msg.header.frame_id != self.cfg.map_frame:

@@ -6,6 +6,7 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Float64
 
 from anomaly_inspection.msg import DefectArray
 from anomaly_inspection_ros import conversions as conv
@@ -38,15 +39,28 @@ def test_sim_node_streams_are_consistent(ros_context):
     try:
         common = lambda: set(got["rgb"]) & set(got["depth"]) & set(got["info"]) & set(got["pose"])  # noqa: E731
         assert spin_until(ex, lambda: len(common()) >= 3 and gt, timeout_s=60.0), {k: len(v) for k, v in got.items()}
+        t = sorted(common())[-1]
+        rgb = conv.image_to_rgb(got["rgb"][t])
+        depth = conv.depth_to_metres(got["depth"][t])
+        intr = conv.camera_info_to_intrinsics(got["info"][t])
+        pose = conv.pose_msg_to_pose(got["pose"][t].pose)
+
+        # the UAV's camera gimbal: a non-finite command is dropped, a pitch is slewed to
+        gimbal = probe.create_publisher(Float64, "/uav/camera/gimbal_pitch", 10)
+
+        def pitch_down() -> float:
+            fwd = conv.pose_msg_to_pose(got["pose"][max(got["pose"])].pose).rotation[:, 2]
+            return float(np.degrees(np.arcsin(-fwd[2])))
+
+        gimbal.publish(Float64(data=float("nan")))
+        assert spin_until(ex, lambda: max(got["pose"]) > t + 0.5, timeout_s=30.0)
+        assert abs(pitch_down()) < 1e-6
+        gimbal.publish(Float64(data=20.0))
+        assert spin_until(ex, lambda: abs(pitch_down() - 20.0) < 0.5, timeout_s=30.0), pitch_down()
     finally:
         ex.shutdown()
         sim.destroy_node()
         probe.destroy_node()
-    t = sorted(common())[-1]
-    rgb = conv.image_to_rgb(got["rgb"][t])
-    depth = conv.depth_to_metres(got["depth"][t])
-    intr = conv.camera_info_to_intrinsics(got["info"][t])
-    pose = conv.pose_msg_to_pose(got["pose"][t].pose)
     assert rgb.shape == (480, 640, 3) and depth.shape == (480, 640)
     assert (intr.width, intr.height) == (640, 480)
     assert got["pose"][t].header.frame_id == "map"

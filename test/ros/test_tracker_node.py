@@ -1,11 +1,14 @@
 """Sim + pipeline tracker nodes in closed loop over ROS 2 topics: the UAV follows the pipe."""
 
+import numpy as np
 import rclpy
+from geometry_msgs.msg import PoseStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from std_srvs.srv import Trigger
 
 from anomaly_inspection.msg import PipelineTrackerStatus
+from anomaly_inspection_ros import conversions as conv
 from anomaly_inspection_ros.node_utils import latched_qos
 from anomaly_inspection_ros.pipeline_tracker_node import PipelineTrackerNode
 from anomaly_inspection_ros.sim_node import SimNode
@@ -19,10 +22,13 @@ def test_tracker_node_follows_the_pipe(ros_context):
                                        Parameter("rate_hz", value=10.0)])
     tracker = PipelineTrackerNode(context=ros_context, namespace="uav",
                                   parameter_overrides=[Parameter("standoff_m", value=0.85),
-                                                       Parameter("speed_mps", value=0.4)])
+                                                       Parameter("speed_mps", value=0.4),
+                                                       Parameter("view_elevation_deg", value=30.0)])
     probe = rclpy.create_node("probe", context=ros_context)
     statuses: list[PipelineTrackerStatus] = []
+    poses: list[PoseStamped] = []
     probe.create_subscription(PipelineTrackerStatus, "/uav/tracker/status", statuses.append, latched_qos(50))
+    probe.create_subscription(PoseStamped, "/uav/camera/pose", poses.append, 10)
     start = probe.create_client(Trigger, "/uav/tracker/start")
     ex = SingleThreadedExecutor(context=ros_context)
     for n in (sim, tracker, probe):
@@ -44,6 +50,11 @@ def test_tracker_node_follows_the_pipe(ros_context):
     assert statuses[-1].inspecting  # following the pipe: its frames are inspection views
     late = [s.standoff for s in tracking[len(tracking) // 2:]]
     assert max(abs(v - 0.85) for v in late) < 0.25, late
+    # flown 30 degrees round the pipe above its axis (z = 1.2), the gimbal pitched down to match
+    pose = conv.pose_msg_to_pose(poses[-1].pose)
+    pitch = float(np.degrees(np.arcsin(-pose.rotation[2, 2])))
+    assert 20.0 < pitch < 35.0, pitch
+    assert pose.position[2] > 1.2 + 0.25, pose.position
 
 
 def test_tracker_waits_for_a_ready_detector_and_follows_its_rate(ros_context):

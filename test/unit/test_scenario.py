@@ -89,6 +89,21 @@ def test_uav_kinematics_limits_and_camera():
     np.testing.assert_allclose(cam.rotation[:, 1], [0, 0, -1], atol=1e-9)  # image down = world down
 
 
+def test_uav_gimbal_slews_to_the_commanded_pitch_within_its_range():
+    uav = UavKinematics(Pose(np.array([0.0, 0.0, 1.0])))
+    uav.set_gimbal_pitch(30.0)
+    uav.step(np.zeros(3), 0.0, 0.25)  # 60 deg/s: 15 deg after a quarter second
+    assert uav.gimbal_pitch_deg == pytest.approx(15.0)
+    uav.step(np.zeros(3), 0.0, 0.5)
+    assert uav.gimbal_pitch_deg == pytest.approx(30.0)
+    fwd = uav.camera_pose().rotation[:, 2]
+    np.testing.assert_allclose(fwd, [np.cos(np.radians(30)), 0.0, -np.sin(np.radians(30))], atol=1e-9)
+    uav.set_gimbal_pitch(500.0)  # clipped to the gimbal's range
+    assert uav.gimbal_target_deg == uav.limits.gimbal_max_deg
+    with pytest.raises(ValueError):
+        uav.set_gimbal_pitch(float("nan"))
+
+
 def test_agv_and_camera_target():
     agv = AgvKinematics(Pose(np.zeros(3)), max_accel=100.0, max_alpha=100.0)
     for _ in range(100):

@@ -138,6 +138,13 @@ class PipeTrackerConfig:
     max_stalls: int = 3
     min_altitude_m: float = 0.3
     max_altitude_m: float = 30.0
+    #: on horizontal pieces the UAV flies this far round the pipe above the level of its axis
+    #: (same distance from the axis) and pitches its camera gimbal down to match, so that the
+    #: pipe's upper half is seen at a moderate incidence instead of grazing (a level camera
+    #: sees a defect 75 degrees up the pipe at 75 degrees incidence). Risers are flown level.
+    #: The commanded pitch (TrackerCommand.gimbal_pitch_deg) is the UAV's actual elevation
+    #: above the axis, so the axis stays centred while the UAV climbs to it; 0 = level flight
+    view_elevation_deg: float = 0.0
 
     def __post_init__(self) -> None:
         if self.standoff_m <= 0:
@@ -154,6 +161,8 @@ class PipeTrackerConfig:
             raise ValueError(f"depth_stride must be >= 1, got {self.depth_stride}")
         if self.min_altitude_m >= self.max_altitude_m:
             raise ValueError("min_altitude_m must be below max_altitude_m")
+        if not 0.0 <= self.view_elevation_deg <= 60.0:
+            raise ValueError(f"view_elevation_deg must be in [0, 60], got {self.view_elevation_deg}")
         if self.stall_timeout_s < 0 or self.stall_backoff_m <= 0 or self.max_stalls < 1:
             raise ValueError("need stall_timeout_s >= 0, stall_backoff_m > 0 and max_stalls >= 1")
         for name in ("lost_timeout_s", "search_timeout_s", "max_yaw_rate", "position_gain",
@@ -187,6 +196,8 @@ class TrackerCommand:
     ``standoff`` is the measured camera-to-surface distance and ``lateral_offset`` the
     distance between the pipe axis and the optical axis (0 = centred), both from this
     frame's fit (NaN without one). ``timing_ms`` is the processing time of this update.
+    ``gimbal_pitch_deg`` is the camera pitch (degrees down) to command: the UAV's elevation
+    above the followed horizontal piece's axis (``view_elevation_deg``), else 0.
     ``inspecting`` is True while the UAV follows the pipe (elbows included): frames taken
     then are inspection views. It is False while searching, once done, and while the UAV
     looks round the pipe's end for a continuation (views of the end from above, below or
@@ -204,6 +215,7 @@ class TrackerCommand:
     distance_travelled: float
     timing_ms: float = 0.0
     inspecting: bool = False
+    gimbal_pitch_deg: float = 0.0
 
 
 def fit_cylinder(points_cam: np.ndarray, config: CylinderFitConfig | PipeTrackerConfig | None = None,
@@ -267,9 +279,30 @@ class _Segment:
     def foot(self, p: np.ndarray) -> float:
         return float(np.dot(p - self.point, self.direction))
 
-    def beside(self, t: float, dist: float) -> np.ndarray:
-        """The point ``dist`` from the axis on the UAV's side, at axial coordinate ``t``."""
-        return self.point + t * self.direction + dist * self.side
+    def beside(self, t: float, dist: float, elevation_deg: float = 0.0) -> np.ndarray:
+        """The point ``dist`` from the axis on the UAV's side, at axial coordinate ``t``;
+        on a horizontal piece raised ``elevation_deg`` round the pipe above the axis's level."""
+        offset = self.side
+        up = self.up()
+        if elevation_deg and up is not None:
+            e = math.radians(elevation_deg)
+            offset = math.cos(e) * self.side + math.sin(e) * up
+        return self.point + t * self.direction + dist * offset
+
+    def up(self) -> np.ndarray | None:
+        """Unit vector perpendicular to the axis, upwards; None for a riser (no level side)."""
+        if abs(float(self.direction[2])) > 0.3:
+            return None
+        u = np.array([0.0, 0.0, 1.0]) - float(self.direction[2]) * self.direction
+        return u / np.linalg.norm(u)
+
+    def elevation_of(self, p: np.ndarray) -> float:
+        """Elevation (degrees) of ``p`` above the axis's level, seen from the axis; 0 on a riser."""
+        up = self.up()
+        if up is None:
+            return 0.0
+        u = p - self.point
+        return math.degrees(math.atan2(float(np.dot(u, up)), float(np.dot(u, self.side))))
 
     def estimate(self, lo: float = -0.5) -> CylinderEstimate:
         hi = self.t_hi if math.isfinite(self.t_hi) else 0.5
@@ -388,6 +421,9 @@ class PipeTracker:
         c, s = math.cos(yaw), math.sin(yaw)
         linear_body = np.array([c * v_map[0] + s * v_map[1], -s * v_map[0] + c * v_map[1], v_map[2]])
         standoff, lateral = self._view_metrics(est_cam)
+        gimbal = 0.0
+        if self.config.view_elevation_deg > 0 and self._segment is not None:
+            gimbal = float(np.clip(self._segment.elevation_of(pos), 0.0, self.config.view_elevation_deg))
         elapsed = (time.perf_counter() - t0) * 1000.0
         self.frame_times_ms.append(elapsed)
         return TrackerCommand(
@@ -395,7 +431,7 @@ class PipeTracker:
             message=self.message, estimate=est_cam,
             estimate_map=self.segment_estimate, standoff=standoff, lateral_offset=lateral,
             distance_travelled=self._travelled, timing_ms=elapsed,
-            inspecting=self.state == TrackerState.TRACKING and not self._end_probe)
+            inspecting=self.state == TrackerState.TRACKING and not self._end_probe, gimbal_pitch_deg=gimbal)
 
     def _depth_guard(self, op: OrientedPoints, pose: Pose, v_map: np.ndarray) -> np.ndarray:
         """Remove motion towards depth points closer than ``obstacle_m`` and push away from them."""
@@ -466,7 +502,7 @@ class PipeTracker:
         cfg = self.config
         seg = self._segment
         c = pose.position
-        target = seg.beside(self._backoff_t, cfg.standoff_m + seg.radius)
+        target = seg.beside(self._backoff_t, cfg.standoff_m + seg.radius, cfg.view_elevation_deg)
         err = target - c
         if float(np.linalg.norm(err)) < 0.1 or stamp > self._backoff_until:
             self._backoff_t = None
@@ -804,7 +840,7 @@ class PipeTracker:
             else:
                 self.message = "tracking"
         t_target = min(t, seg.t_hi) if seg.end_seen >= cfg.confirm_frames and nxt is None else t
-        target = seg.beside(t_target, dist)
+        target = seg.beside(t_target, dist, cfg.view_elevation_deg)
         err = target - c
         ff = speed * max(0.0, 1.0 - float(np.linalg.norm(err)) / 0.5) * seg.direction
         v = ff + cfg.position_gain * err + self._clearance_push(c)

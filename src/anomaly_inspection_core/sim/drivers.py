@@ -42,6 +42,11 @@ class RobotDriver(ABC):
     def set_target(self, target: Pose) -> bool:
         raise TypeError(f"{type(self).__name__} takes velocity commands, not pose targets")
 
+    has_gimbal = False
+
+    def set_gimbal_pitch(self, pitch_down_deg: float) -> None:
+        raise TypeError(f"{type(self).__name__} has no camera gimbal")
+
     @abstractmethod
     def step(self, dt: float) -> None:
         """Integrate the latest command over ``dt`` seconds."""
@@ -62,6 +67,7 @@ class UavDriver(RobotDriver):
     """Multirotor: twist in the level body frame (x forward, y left, z up) + yaw rate."""
 
     collision_radius = 0.25  # rotor tip radius of a small inspection quadrotor
+    has_gimbal = True
 
     def __init__(self, start: Pose, camera_pitch_deg: float = 0.0) -> None:
         super().__init__()
@@ -69,6 +75,9 @@ class UavDriver(RobotDriver):
 
     def step(self, dt: float) -> None:
         self.kin.step(self.command.linear, self.command.yaw_rate, dt)
+
+    def set_gimbal_pitch(self, pitch_down_deg: float) -> None:
+        self.kin.set_gimbal_pitch(pitch_down_deg)
 
     def camera_pose(self) -> Pose:
         return self.kin.camera_pose()

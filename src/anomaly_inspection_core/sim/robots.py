@@ -52,6 +52,10 @@ class UavLimits:
     max_accel: float = 2.0
     max_yaw_rate: float = 1.0
     max_yaw_accel: float = 2.0
+    #: camera gimbal: pitch range (degrees, + = down) and slew rate
+    gimbal_min_deg: float = -30.0
+    gimbal_max_deg: float = 90.0
+    gimbal_rate_dps: float = 60.0
 
 
 class UavKinematics:
@@ -64,6 +68,15 @@ class UavKinematics:
         self.limits = limits or UavLimits()
         self.velocity = np.zeros(3)  # map frame
         self.yaw_rate = 0.0
+        # a pitch gimbal: the camera's downward pitch slews towards the commanded one
+        self.gimbal_pitch_deg = float(self.mount.pitch_deg)
+        self.gimbal_target_deg = self.gimbal_pitch_deg
+
+    def set_gimbal_pitch(self, pitch_down_deg: float) -> None:
+        """Command the camera's downward pitch (degrees), clipped to the gimbal's range."""
+        if not math.isfinite(pitch_down_deg):
+            raise ValueError("gimbal pitch is not finite")
+        self.gimbal_target_deg = float(np.clip(pitch_down_deg, self.limits.gimbal_min_deg, self.limits.gimbal_max_deg))
 
     @property
     def state(self) -> np.ndarray:
@@ -86,6 +99,8 @@ class UavKinematics:
         w_cmd = float(np.clip(yaw_rate, -lim.max_yaw_rate, lim.max_yaw_rate))
         self.yaw_rate += float(np.clip(w_cmd - self.yaw_rate, -lim.max_yaw_accel * dt, lim.max_yaw_accel * dt))
         self.position = self.position + self.velocity * dt
+        slew = lim.gimbal_rate_dps * dt
+        self.gimbal_pitch_deg += float(np.clip(self.gimbal_target_deg - self.gimbal_pitch_deg, -slew, slew))
         self.yaw = math.atan2(math.sin(self.yaw + self.yaw_rate * dt), math.cos(self.yaw + self.yaw_rate * dt))
 
     def body_pose(self) -> Pose:
@@ -95,7 +110,7 @@ class UavKinematics:
         c, s = math.cos(self.yaw), math.sin(self.yaw)
         o = self.mount.offset
         pos = self.position + np.array([c * o[0] - s * o[1], s * o[0] + c * o[1], o[2]])
-        return Pose.from_rotation(pos, _body_camera_rotation(self.yaw, math.radians(self.mount.pitch_deg)))
+        return Pose.from_rotation(pos, _body_camera_rotation(self.yaw, math.radians(self.gimbal_pitch_deg)))
 
 
 class AgvKinematics:
