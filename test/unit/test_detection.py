@@ -215,6 +215,27 @@ def test_cli_fit_predict_evaluate(tmp_path):
     assert main(["predict", "--model", str(tmp_path / "nope"), str(root), "--out", str(tmp_path / "x")]) == 2
 
 
+def test_mvtec_layout_variants_hidden_files_and_mask_names(tmp_path):
+    from anomaly_inspection_core.detection.datasets import test_samples, train_images
+
+    root = tmp_path / "ds"
+    for sub in ("train/good", "test/good", "test/crack", "ground_truth/crack"):
+        (root / sub).mkdir(parents=True)
+    img = np.full((20, 20, 3), 128, np.uint8)
+    cv2.imwrite(str(root / "train/good/000.PNG"), img)
+    (root / "train/good/._000.PNG").write_bytes(b"\x00\x05\x16\x07 resource fork")  # macOS copy debris
+    cv2.imwrite(str(root / "test/good/000.jpg"), img)
+    for name in ("000", "001", "002", "003"):
+        cv2.imwrite(str(root / "test/crack" / f"{name}.jpg"), img)
+    mask = np.zeros((20, 20), np.uint8)
+    cv2.imwrite(str(root / "ground_truth/crack/000_mask.png"), mask)
+    cv2.imwrite(str(root / "ground_truth/crack/001_mask.bmp"), mask)
+    cv2.imwrite(str(root / "ground_truth/crack/002.png"), mask)
+    assert [p.name for p in train_images(root)] == ["000.PNG"]
+    found = {s.path.stem: (s.mask_path.name if s.mask_path else None) for s in test_samples(root) if s.label}
+    assert found == {"000": "000_mask.png", "001": "001_mask.bmp", "002": "002.png", "003": None}
+
+
 def test_calibration_rules():
     from anomaly_inspection_core.detection import calibrate_threshold
 

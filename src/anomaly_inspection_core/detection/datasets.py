@@ -1,7 +1,9 @@
 """Reading image sets in the MVTec AD layout.
 
 ``DIR/train/good/*`` normal training images; ``DIR/test/<type>/*`` test images (``good`` =
-normal); ``DIR/ground_truth/<type>/<name>_mask.png`` defect masks (none for ``good``).
+normal); ``DIR/ground_truth/<type>/<name>_mask.png`` defect masks (none for ``good``). Masks
+saved in another image format (``<name>_mask.bmp``, ``.jpg``, ...) or named like their image
+(``<name>.png``, as some MVTec-style sets do) are found too.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .images import list_images
+from .images import IMAGE_SUFFIXES, list_images
 
 
 @dataclass
@@ -48,6 +50,22 @@ def train_images(dataset_dir: str | os.PathLike) -> list[Path]:
     return paths
 
 
+def find_mask(mask_dir: Path, stem: str) -> Path | None:
+    """The mask of test image ``stem``: ``<stem>_mask.png`` first, then ``<stem>_mask`` or ``<stem>``
+    with any image suffix (any case); None when there is none."""
+    exact = mask_dir / f"{stem}_mask.png"
+    if exact.is_file():
+        return exact
+    if not mask_dir.is_dir():
+        return None
+    for name in (f"{stem}_mask", stem):
+        for suffix in IMAGE_SUFFIXES:
+            for candidate in (mask_dir / f"{name}{suffix}", mask_dir / f"{name}{suffix.upper()}"):
+                if candidate.is_file():
+                    return candidate
+    return None
+
+
 def test_samples(dataset_dir: str | os.PathLike) -> list[TestSample]:
     """All ``DIR/test/<type>/*`` images with labels and mask paths, sorted by type then name."""
     root = Path(dataset_dir)
@@ -60,8 +78,7 @@ def test_samples(dataset_dir: str | os.PathLike) -> list[TestSample]:
             if type_dir.name == "good":
                 samples.append(TestSample(path, "good", 0, None))
                 continue
-            mask = root / "ground_truth" / type_dir.name / f"{path.stem}_mask.png"
-            samples.append(TestSample(path, type_dir.name, 1, mask if mask.is_file() else None))
+            samples.append(TestSample(path, type_dir.name, 1, find_mask(root / "ground_truth" / type_dir.name, path.stem)))
     if not samples:
         raise FileNotFoundError(f"no test images under {test_dir}")
     return samples

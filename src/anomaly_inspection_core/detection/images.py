@@ -48,8 +48,10 @@ def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
 
 
 def list_images(directory: str | os.PathLike) -> list[Path]:
-    """Image files directly inside ``directory``, sorted by name."""
+    """Image files directly inside ``directory``, sorted by name (any case of the suffix; hidden
+    files such as macOS ``._name.png`` resource forks are not images and are skipped)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"not a directory: {directory}")
-    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in directory.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
