@@ -234,6 +234,14 @@ def test_mvtec_layout_variants_hidden_files_and_mask_names(tmp_path):
     assert [p.name for p in train_images(root)] == ["000.PNG"]
     found = {s.path.stem: (s.mask_path.name if s.mask_path else None) for s in test_samples(root) if s.label}
     assert found == {"000": "000_mask.png", "001": "001_mask.bmp", "002": "002.png", "003": None}
+    # mask values: 0/255, 0/1 and 16-bit all read as the same defect area
+    sample = next(s for s in test_samples(root) if s.path.stem == "002")
+    for values, dtype in (((0, 255), np.uint8), ((0, 1), np.uint8), ((0, 65535), np.uint16)):
+        m = np.full((10, 10), values[0], dtype)
+        m[2:5, 3:7] = values[1]
+        cv2.imwrite(str(sample.mask_path), m)
+        got = sample.read_mask((20, 20))
+        assert got.sum() == 12 * 4, (values, got.sum())  # 12 pixels, scaled 2x each way
 
 
 def test_calibration_rules():

@@ -31,12 +31,17 @@ class TestSample:
         """Boolean ``shape`` mask (all False for good images or a defect without a mask file)."""
         if self.mask_path is None:
             return np.zeros(shape, dtype=bool)
-        mask = cv2.imread(str(self.mask_path), cv2.IMREAD_GRAYSCALE)
+        mask = cv2.imread(str(self.mask_path), cv2.IMREAD_UNCHANGED)
         if mask is None:
             raise ValueError(f"cannot decode mask {self.mask_path}")
+        if mask.ndim == 3:
+            mask = mask[..., :3].max(axis=2)
         if mask.shape != shape:
             mask = cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
-        return mask > 127
+        # defect pixels are the bright ones: 255 in 8-bit masks, 65535 in 16-bit ones, and 1 in
+        # the 0/1 masks some sets store (a fixed 127 would read those as empty)
+        top = float(mask.max())
+        return mask > top / 2 if top > 0 else np.zeros(shape, dtype=bool)
 
 
 def train_images(dataset_dir: str | os.PathLike) -> list[Path]:
