@@ -58,6 +58,9 @@ class MapperNodeConfig:
         "help": "regions whose surface is farther than this are not localised (beyond inspection range)"})
     gate_m: float = 0.08
     min_views: int = 2
+    min_whole_views: int = field(default=0, metadata={
+        "help": "of those, frames in which the defect was not cut by the image edge or the detector's border band "
+                "(visibility_border); a patch only ever seen cut cannot be placed; 0 = off"})
     min_score: float = 0.55
     max_size_m: float = field(default=0.0, metadata={
         "help": "fused tracks larger than this (largest extent, m) are not reported as defects: an area metres "
@@ -70,8 +73,9 @@ class MapperNodeConfig:
         "help": "a defect must be detected in at least this share of the inspection frames that had its position "
                 "in view (inside the image less visibility_border, unoccluded); 0 = off"})
     visibility_border: float = field(default=0.075, metadata={
-        "help": "fraction of each image side along the edges where a defect does not count as in view "
-                "(the detector's border_margin: no regions are extracted there)"})
+        "help": "fraction of each image side along the edges where a defect does not count as in view and a "
+                "region reaching it is a partial view (the detector's border_margin: no regions are extracted "
+                "there)"})
     min_view_quality: float = field(default=0.0, metadata={
         "help": "ignore views below this quality (score x distance x incidence weight; grazing or far views)"})
     publish_points: bool = True
@@ -126,8 +130,10 @@ class MapperNode(Node):
         super().__init__("mapper", **kwargs)
         self.cfg = declare_config(self, MapperNodeConfig)
         self.warner = ThrottledWarner(self)
-        self.loc_cfg = LocalizationConfig(max_depth_m=self.cfg.max_depth_m)
+        # regions reaching the detector's border band are cut by it: truncated views
+        self.loc_cfg = LocalizationConfig(max_depth_m=self.cfg.max_depth_m, border_margin=self.cfg.visibility_border)
         self.fuser = DefectFuser(FusionConfig(gate_m=self.cfg.gate_m, min_views=self.cfg.min_views,
+                                              min_whole_views=self.cfg.min_whole_views,
                                               min_score=self.cfg.min_score, min_quality=self.cfg.min_view_quality,
                                               max_size_m=self.cfg.max_size_m, inspection_box=self._inspection_box(),
                                               min_hit_ratio=self.cfg.min_hit_ratio))

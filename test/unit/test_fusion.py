@@ -27,12 +27,12 @@ def on_pipe(x: float, angle_deg: float) -> np.ndarray:
     return np.array([x, -R * np.cos(a), 1.0 + R * np.sin(a)])
 
 
-def det(position, stamp, score=1.0, quality=0.5, label="", extent=0.04) -> Detection3D:
+def det(position, stamp, score=1.0, quality=0.5, label="", extent=0.04, truncated=False) -> Detection3D:
     p = np.asarray(position, float)
     return Detection3D(
         position=p, extent=np.array([extent, extent, 0.0]), axes=np.eye(3), normal=np.array([0, 0, 1.0]),
         score=score, mean_score=score, label=label, stamp=stamp, view_distance=1.0, incidence_deg=0.0,
-        n_points=50, quality=quality, truncated=False, camera_position=p + [0, 0, 1.0],
+        n_points=50, quality=quality, truncated=truncated, camera_position=p + [0, 0, 1.0],
         pixel_bbox=(0, 0, 5, 5),
     )
 
@@ -48,6 +48,35 @@ def test_two_views_of_one_defect_give_one_fused_defect() -> None:
     # quality-weighted: closer to the better view
     assert fused.position[0] == pytest.approx((1.0 * 0.2 + 1.02 * 0.6) / 0.8)
     assert fused.type == "anomaly" and 0.0 < fused.confidence < 1.0
+
+
+def test_position_comes_from_whole_views_when_there_are_any() -> None:
+    # a floor stain at y = 1.5 seen mostly cut by the frame's bottom band: the cut views place it
+    # 4-8 cm farther (y larger), the two whole views within 1 cm
+    fuser = DefectFuser(FusionConfig(min_views=2, outlier_m=0.05))
+    t = 0.0
+    for dy in (0.04, 0.06, 0.08, 0.05, 0.07):
+        fuser.update([det([1.0, 1.5 + dy, 0.0], t, truncated=True)])
+        t += 1.0
+    (track,) = fuser.all()
+    assert track.position[1] > 1.53  # only cut views so far: the best there is
+    fuser.update([det([1.0, 1.51, 0.0], t)])
+    fuser.update([det([1.0, 1.495, 0.0], t + 1.0)])
+    (track,) = fuser.all()
+    assert track.views == 7
+    assert track.position[1] == pytest.approx(1.5025, abs=0.003)
+
+
+def test_a_patch_only_ever_seen_cut_is_not_confirmed_with_min_whole_views() -> None:
+    fuser = DefectFuser(FusionConfig(min_views=2, min_whole_views=1))
+    for t in range(4):
+        fuser.update([det([1.0, 1.25, 0.0], float(t), truncated=True)])
+    (track,) = fuser.all()
+    assert track.views == 4 and track.whole_views == 0 and not track.confirmed
+    fuser.update([det([1.0, 1.26, 0.0], 4.0)])
+    assert fuser.confirmed() and fuser.all()[0].whole_views == 1
+    with pytest.raises(ValueError, match="min_whole_views"):
+        FusionConfig(min_whole_views=-1)
 
 
 def test_one_frame_false_positive_is_not_reported() -> None:

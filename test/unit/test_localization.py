@@ -136,6 +136,14 @@ def test_truncated_region_has_lower_quality() -> None:
     a, b = localize_regions([inside, border], depth, K, pose, 0.0)
     assert not a.truncated and b.truncated
     assert b.quality < 0.5 * a.quality
+    # the detector's border band (10 % of each side here: 32 px left/right, 24 px top/bottom)
+    # cuts regions like the edge does: a partial view, with its quality kept
+    cfg = LocalizationConfig(border_margin=0.1)
+    band = RegionObservation(bbox=(100, 200, 20, 20))  # reaches y = 219 >= 240 - 2 - 24
+    a, c = localize_regions([inside, band], depth, K, pose, 0.0, config=cfg)
+    assert not a.truncated and c.truncated
+    (c0,) = localize_regions([band], depth, K, pose, 0.0)
+    assert not c0.truncated and c.quality == pytest.approx(c0.quality)
 
 
 def test_region_covering_two_defects_is_split() -> None:

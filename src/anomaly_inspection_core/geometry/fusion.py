@@ -15,8 +15,9 @@ most, or several fragments of one frame merged). Association, per frame:
 
 Estimates are quality-weighted over the observations after rejecting those far from the
 weighted median (a mis-association or a bad depth), so one poor view does not drag a defect.
-A track is *confirmed* (reported) once it has ``min_views`` distinct frames and its fused
-score is at least ``min_score``; with ``max_size_m`` it must also be no larger than that
+A track is *confirmed* (reported) once it has ``min_views`` distinct frames (``min_whole_views``
+of them not cut by the image edge or the detector's border band) and its fused score is at
+least ``min_score``; with ``max_size_m`` it must also be no larger than that
 (an anomalous area metres long is an unfamiliar view of the asset, e.g. an elbow seen from
 an angle the teach pass never flew, not a surface defect; sizes are kept on every track).
 """
@@ -55,6 +56,10 @@ class FusionConfig:
     max_observations: int = 200  # per track; the lowest-quality ones are dropped beyond this
     confidence_scale: float = 1.0  # confidence = 1 - exp(-sum(quality) / confidence_scale)
     max_size_m: float = 0.0  # tracks larger than this (largest extent) are not confirmed; 0 = no limit
+    # Whole views: a track must have been seen in at least this many frames without being cut
+    # by the image edge or the detector's border band (Detection3D.truncated); 0 = off. A patch
+    # only ever seen cut, e.g. floor at the bottom band of an AGV's frames, cannot be placed.
+    min_whole_views: int = 0
     # Inspection volume: detections outside this axis-aligned box (min xyz, max xyz) are ignored,
     # e.g. the fixtured part of a workcell rather than the table and floor around it; None = anywhere.
     inspection_box: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
@@ -75,6 +80,8 @@ class FusionConfig:
             raise ValueError("FusionConfig.max_gate_m must be >= gate_m")
         if self.min_views < 1:
             raise ValueError(f"FusionConfig.min_views must be >= 1, got {self.min_views}")
+        if self.min_whole_views < 0:
+            raise ValueError(f"FusionConfig.min_whole_views must be >= 0, got {self.min_whole_views}")
         if self.merge_m < 0 or self.outlier_m <= 0:
             raise ValueError("FusionConfig.merge_m must be >= 0 and outlier_m > 0")
         if self.confidence_scale <= 0:
@@ -105,6 +112,7 @@ class FusedDefect:
     hits: int = 0
     passed: bool = False  # met the views/score/confidence rules once (those do not retract)
     best_quality: float = 0.0
+    whole_views: int = 0  # distinct frames with an observation not cut by the image edge or band
     best_view: Detection3D | None = field(default=None, repr=False)
     observations: list[Detection3D] = field(default_factory=list, repr=False)
 
@@ -266,12 +274,20 @@ class DefectFuser:
             obs.sort(key=lambda o: o.stamp)
         pos = np.array([o.position for o in obs])
         w = np.array([max(o.quality, 1e-6) for o in obs])
-        med = np.array([_weighted_median(pos[:, k], w) for k in range(3)])
+        # Position from whole views when there are any: a region cut by the image edge (or the
+        # detector's border band) keeps only one side of the defect, and its centroid shifts to
+        # that side (floor defects cut by an AGV frame's bottom band: 8-25 cm farther away,
+        # whole views of the same defects 1-3.5 cm).
+        whole = np.array([not o.truncated for o in obs])
+        use = whole if whole.any() else np.ones(len(obs), dtype=bool)
+        med = np.array([_weighted_median(pos[use, k], w[use]) for k in range(3)])
         good = np.linalg.norm(pos - med, axis=1) <= max(cfg.outlier_m, 1e-6)
         if not good.any():
             good = np.ones(len(obs), dtype=bool)
         wg = w[good]
-        track.position = (pos[good] * wg[:, None]).sum(axis=0) / wg.sum()
+        placed = good & use if (good & use).any() else good
+        wp = w[placed]
+        track.position = (pos[placed] * wp[:, None]).sum(axis=0) / wp.sum()
 
         normals = np.array([o.normal for o in obs])[good]
         n = (normals * wg[:, None]).sum(axis=0)
@@ -295,6 +311,7 @@ class DefectFuser:
         track.score = float((np.array([o.score for o in obs])[good] * wg).sum() / wg.sum())
         stamps = {round(o.stamp, 6) for o in obs}
         track.views = len(stamps)
+        track.whole_views = len({round(o.stamp, 6) for o in obs if not o.truncated})
         track.first_seen = float(min(o.stamp for o in obs))
         track.last_seen = float(max(o.stamp for o in obs))
         # one term per distinct frame: fragments of one frame do not add confidence
@@ -309,7 +326,7 @@ class DefectFuser:
         # a defect that passed is not retracted by a later weak view...
         track.passed = track.passed or (
             track.views >= cfg.min_views and track.score >= cfg.min_score
-            and track.confidence >= cfg.min_confidence
+            and track.confidence >= cfg.min_confidence and track.whole_views >= cfg.min_whole_views
         )
         self._decide(track)
 

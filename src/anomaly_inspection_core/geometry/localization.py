@@ -116,6 +116,9 @@ class LocalizationConfig:
     max_incidence_deg: float = 80.0
     truncated_weight: float = 0.3
     border_px: int = 2
+    # Band along each edge (fraction of that side) where the detector extracts no regions (its
+    # border_margin): a region reaching the band is cut by it just as by the image edge.
+    border_margin: float = 0.0
     # Split one region into several when its anomaly map has separate peaks.
     split_regions: bool = True
     split_level_rel: float = 0.6
@@ -137,6 +140,8 @@ class LocalizationConfig:
             raise ValueError(f"LocalizationConfig.min_points must be >= 3, got {self.min_points}")
         if self.reference_distance_m <= 0:
             raise ValueError("LocalizationConfig.reference_distance_m must be positive")
+        if not 0.0 <= self.border_margin < 0.25:
+            raise ValueError(f"LocalizationConfig.border_margin must be in [0, 0.25), got {self.border_margin}")
         if not 0.0 < self.split_level_rel < 1.0:
             raise ValueError("LocalizationConfig.split_level_rel must be in (0, 1)")
 
@@ -157,7 +162,7 @@ class Detection3D:
     incidence_deg: float  # angle between the normal and the direction to the camera
     n_points: int
     quality: float  # view-quality weight in [0, 1]
-    truncated: bool  # region touches the image border (partially seen)
+    truncated: bool  # region touches the image border or the detector's border band (partially seen)
     camera_position: np.ndarray
     pixel_bbox: tuple[int, int, int, int]
     evidence: Evidence | None = field(default=None, repr=False)
@@ -431,15 +436,20 @@ def _localize_mask(
         dist = float(np.linalg.norm(cam_pos - centroid))
     incidence = math.degrees(math.acos(min(1.0, max(-1.0, float(normal @ view_dir)))))
     b = cfg.border_px
+    bx, by = b + int(round(cfg.border_margin * w_img)), b + int(round(cfg.border_margin * h_img))
     ys, xs = np.nonzero(mask)
     x0, x1, y0, y1 = int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max())
-    truncated = x0 < b or y0 < b or x1 >= w_img - b or y1 >= h_img - b
+    # Cut by the image edge: a partial view, weighted down. Cut by the detector's border band
+    # too: still a partial view for size and position (fusion prefers whole views), but not
+    # weighted down, so that the views fusion counts do not change.
+    at_edge = x0 < b or y0 < b or x1 >= w_img - b or y1 >= h_img - b
+    truncated = at_edge or x0 < bx or y0 < by or x1 >= w_img - bx or y1 >= h_img - by
     score_term = float(np.clip(peak_score, 0.0, 2.0) / 2.0)
     dist_term = min(1.0, (cfg.reference_distance_m / max(dist, 1e-6)) ** 2)
     inc_term = max(0.0, math.cos(math.radians(min(incidence, cfg.max_incidence_deg))))
     if incidence >= cfg.max_incidence_deg:
         inc_term *= 0.1
-    quality = score_term * dist_term * inc_term * (cfg.truncated_weight if truncated else 1.0)
+    quality = score_term * dist_term * inc_term * (cfg.truncated_weight if at_edge else 1.0)
     bbox = (x0, y0, x1 - x0 + 1, y1 - y0 + 1)
     evidence = _evidence(rgb, amap, mask, bbox, stamp, cfg) if cfg.evidence else None
     return Detection3D(
