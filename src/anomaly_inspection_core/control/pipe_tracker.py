@@ -290,7 +290,8 @@ class _Segment:
         return self.point + t * self.direction + dist * offset
 
     def up(self) -> np.ndarray | None:
-        """Unit vector perpendicular to the axis, upwards; None for a riser (no level side)."""
+        """Unit vector perpendicular to the axis, upwards; None for a riser or any piece steeper than
+        ~17 degrees (flown level: no top to look down on)."""
         if abs(float(self.direction[2])) > 0.3:
             return None
         u = np.array([0.0, 0.0, 1.0]) - float(self.direction[2]) * self.direction
