@@ -61,6 +61,9 @@ class TrackerNodeConfig:
     search_timeout_s: float = 20.0
     lost_timeout_s: float = 0.8
     max_yaw_rate: float = 0.6
+    no_progress_timeout_s: float = field(default=0.0, metadata={
+        "help": "held within 0.25 m this long while tracking with no obstacle in the way: back off and look "
+                "again; ABORTED after 3 times at one place; 0 = off"})
     view_elevation_deg: float = field(default=0.0, metadata={
         "help": "on horizontal pieces fly this far round the pipe above its axis with the camera pitched down "
                 "to match (tops of pipes seen at a moderate incidence); needs a gimbal; 0 = level"})
@@ -77,7 +80,8 @@ class PipelineTrackerNode(Node):
             standoff_m=self.cfg.standoff_m, standoff_tolerance_m=self.cfg.standoff_tolerance_m,
             speed_mps=self.cfg.speed_mps, start_direction=self.cfg.start_direction,
             search_timeout_s=self.cfg.search_timeout_s, lost_timeout_s=self.cfg.lost_timeout_s,
-            max_yaw_rate=self.cfg.max_yaw_rate, view_elevation_deg=self.cfg.view_elevation_deg)
+            max_yaw_rate=self.cfg.max_yaw_rate, view_elevation_deg=self.cfg.view_elevation_deg,
+            no_progress_timeout_s=self.cfg.no_progress_timeout_s)
         self.tracker = PipeTracker(self.tracker_cfg)
         self.warner = ThrottledWarner(self)
         self.active = bool(self.cfg.autostart)

@@ -220,6 +220,30 @@ def test_uav_held_by_the_depth_guard_backs_off_then_aborts(recovery: bool) -> No
     assert run["time"] < 40.0
 
 
+@pytest.mark.parametrize("timeout_s", [10.0, 0.0])
+def test_uav_held_without_an_obstacle_backs_off_then_aborts(timeout_s: float) -> None:
+    # the UAV does not move (its commands are ignored) beside a long pipe with nothing in the
+    # way: the depth guard never acts, so only the no-progress watchdog can end the hold
+    scene = PipeScene([[0, 0, 1.2], [8, 0, 1.2]], radius=RADIUS)
+    uav = Uav(2.0, -(STANDOFF + RADIUS), 1.2, math.pi / 2)
+    tracker = PipeTracker(PipeTrackerConfig(speed_mps=0.4, depth_stride=2, start_direction="right",
+                                            no_progress_timeout_s=timeout_s))
+    messages, t = [], 0.0
+    while t < (70.0 if timeout_s else 35.0):
+        cmd = tracker.update(scene.render(K, uav.pose), K, uav.pose, t)
+        messages.append(cmd.message)
+        if cmd.state == TrackerState.ABORTED:
+            break
+        t += 0.2
+    if timeout_s == 0:
+        assert cmd.state == TrackerState.TRACKING
+        return
+    assert cmd.state == TrackerState.ABORTED, cmd.message
+    assert "no progress along the pipe" in cmd.message and "3 times" in cmd.message
+    assert sum("backing off" in m for m in messages) > 0
+    assert 3 * timeout_s <= t < 70.0
+
+
 def test_distance_flown_ignores_a_hovers_oscillation() -> None:
     scene = PipeScene([[0, 0, 1.2], [8, 0, 1.2]], radius=RADIUS)
     tracker = PipeTracker(PipeTrackerConfig(depth_stride=2))

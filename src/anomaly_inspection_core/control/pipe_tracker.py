@@ -133,6 +133,12 @@ class PipeTrackerConfig:
     #: of an inside turn seen too late to be recognised), back off along the pipe by
     #: ``stall_backoff_m`` to look again from farther away; 0 = off
     stall_timeout_s: float = 6.0
+    #: the same back-off (and abort) when the UAV has been held within 0.25 m this long while
+    #: tracking *without* the depth guard acting: the controller itself cannot resolve the pose,
+    #: e.g. a riser's fused model leaning towards the next piece puts the follow target behind
+    #: the UAV (random_pipeline_9: a teach pass hovering below the riser's top until the mission's
+    #: pass timeout). Must exceed any deliberate hold (the detector pacing the start); 0 = off
+    no_progress_timeout_s: float = 0.0
     stall_backoff_m: float = 0.7
     #: blocked again this many times within 1.5 m: hover and report ABORTED
     max_stalls: int = 3
@@ -165,6 +171,8 @@ class PipeTrackerConfig:
             raise ValueError(f"view_elevation_deg must be in [0, 60], got {self.view_elevation_deg}")
         if self.stall_timeout_s < 0 or self.stall_backoff_m <= 0 or self.max_stalls < 1:
             raise ValueError("need stall_timeout_s >= 0, stall_backoff_m > 0 and max_stalls >= 1")
+        if self.no_progress_timeout_s < 0:
+            raise ValueError(f"no_progress_timeout_s must be >= 0, got {self.no_progress_timeout_s}")
         for name in ("lost_timeout_s", "search_timeout_s", "max_yaw_rate", "position_gain",
                      "yaw_gain", "search_yaw_rate"):
             if getattr(self, name) <= 0:
@@ -460,40 +468,44 @@ class PipeTracker:
         return v_map + cfg.position_gain * depth_short * away
 
     def _check_stall(self, pose: Pose, stamp: float) -> None:
-        """Start a back-off (or abort) when the depth guard has held the UAV in place too long.
+        """Start a back-off (or abort) when the UAV has been held in place too long while tracking.
 
-        Only counts while tracking with the guard acting in this frame: holding position for
-        another reason (the detector pacing the flight, the approach to the pipe's end) is no
-        stall.
+        Held by the depth guard (acting in this frame): after ``stall_timeout_s``. Held with no
+        guard acting: after ``no_progress_timeout_s`` (when set), which is longer than any
+        deliberate hold (the detector pacing the flight, the approach to the pipe's end).
         """
         cfg = self.config
         c = pose.position
-        if (cfg.stall_timeout_s <= 0 or self.state != TrackerState.TRACKING or self._backoff_t is not None
-                or self._segment is None):
+        if ((cfg.stall_timeout_s <= 0 and cfg.no_progress_timeout_s <= 0) or self.state != TrackerState.TRACKING
+                or self._backoff_t is not None or self._segment is None):
             self._hold_pos = None
             return
         if self._hold_pos is None or float(np.linalg.norm(c - self._hold_pos)) > 0.25:
             self._hold_pos, self._hold_since = c.copy(), stamp
             return
-        if not self._guard_acted or stamp - self._hold_since < cfg.stall_timeout_s:
+        held = stamp - self._hold_since
+        blocked = cfg.stall_timeout_s > 0 and self._guard_acted and held >= cfg.stall_timeout_s
+        idle = cfg.no_progress_timeout_s > 0 and held >= cfg.no_progress_timeout_s
+        if not (blocked or idle):
             return
         if self._stall_place is None or float(np.linalg.norm(c - self._stall_place)) > 1.5:
             self._stall_place, self._stalls = c.copy(), 0
         self._stalls += 1
         self._hold_pos = None
+        why = (f"blocked by an obstacle closer than {cfg.obstacle_m:.2f} m for {held:.0f} s" if blocked
+               else f"no progress along the pipe for {held:.0f} s")
         if self._stalls >= cfg.max_stalls:
             self.state = TrackerState.ABORTED
-            self.message = (f"ABORTED: blocked by an obstacle closer than {cfg.obstacle_m:.2f} m "
-                            f"{self._stalls} times at the same place (backed off and looked again after each of the first "
-                            f"{self._stalls - 1})")
+            self.message = (f"ABORTED: {why}, {self._stalls} times at the same place (backed off and looked "
+                            f"again after each of the first {self._stalls - 1})")
             _LOG.error(self.message)
             return
         seg = self._segment
         self._backoff_t = seg.foot(c) - cfg.stall_backoff_m
         self._backoff_until = stamp + 3.0 * cfg.stall_backoff_m / max(cfg.speed_mps, 0.05) + 2.0
         self._next = None  # look for the way on afresh from farther back
-        self.message = (f"blocked for {cfg.stall_timeout_s:.0f} s by something the pipe model does not "
-                        f"explain: backing off {cfg.stall_backoff_m:.1f} m to look again")
+        self.message = (f"{why}, not explained by the pipe model: backing off "
+                        f"{cfg.stall_backoff_m:.1f} m to look again")
         _LOG.warning(self.message)
 
     def _back_off(self, pose: Pose, stamp: float) -> tuple[np.ndarray, float] | None:
