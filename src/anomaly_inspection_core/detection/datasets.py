@@ -56,13 +56,8 @@ def train_images(dataset_dir: str | os.PathLike) -> list[Path]:
 
 
 def find_mask(mask_dir: Path, stem: str) -> Path | None:
-    """The mask of test image ``stem``: ``<stem>_mask.png`` first, then ``<stem>_mask`` or ``<stem>``
-    with any image suffix (any case); None when there is none."""
-    exact = mask_dir / f"{stem}_mask.png"
-    if exact.is_file():
-        return exact
-    if not mask_dir.is_dir():
-        return None
+    """The mask of test image ``stem``: ``<stem>_mask.png`` first (MVTec), then ``<stem>_mask`` or
+    ``<stem>`` with any image suffix (either case); None when there is none."""
     for name in (f"{stem}_mask", stem):
         for suffix in IMAGE_SUFFIXES:
             for candidate in (mask_dir / f"{name}{suffix}", mask_dir / f"{name}{suffix.upper()}"):

@@ -8,8 +8,7 @@ lighting. :func:`random_workcell_scenario` gives a manipulator workcell: a box c
 cylindrical housing or a plate with bolt holes, of random size, pose and colour, with 4-7
 defects of 1.5-6 cm on its top and sides (a cylinder's defects lie on its mantle, where the
 loader places them). :func:`random_factory_scenario` gives an AGV factory floor (see its
-docstring). The same seed always gives the same scenario; every
-result passes the loader.
+docstring). The same seed always gives the same scenario; every result passes the loader.
 """
 
 from __future__ import annotations
@@ -23,9 +22,6 @@ import yaml
 from .loader import hole_tile_half, parse_scenario, pipe_side_vectors
 from .schema import DEFECT_TYPES, ScenarioError
 from .surfaces import pipe_centreline
-
-GENERATOR_KINDS: tuple[str, ...] = ("pipeline", "workcell", "factory")
-
 
 def _segments_too_close(points: np.ndarray, min_gap: float) -> bool:
     """True when two non-adjacent runs of the polyline pass closer than ``min_gap``."""
@@ -236,6 +232,7 @@ def random_workcell_scenario(seed: int, name: str | None = None) -> dict:
     part["color"] = color
     n_defects = int(rng.integers(4, 8))
     defects: list[dict] = []
+    positions: list[np.ndarray] = []
     tries = 0
     while len(defects) < n_defects and tries < 1000:
         tries += 1
@@ -244,14 +241,12 @@ def random_workcell_scenario(seed: int, name: str | None = None) -> dict:
         if site is None:
             continue
         pos, dentable = site
-        if any(np.linalg.norm(pos - d["_pos"]) < 0.6 * (size + d["size"]) + 0.03 for d in defects):
+        if any(np.linalg.norm(pos - p) < 0.6 * (size + d["size"]) + 0.03 for p, d in zip(positions, defects)):
             continue
         types = [t for t in DEFECT_TYPES if dentable or t != "dent"]
-        item = {"type": str(rng.choice(types)), "position": [round(float(v), 4) for v in pos], "size": size,
-                "surface": "part", "_pos": pos}
-        defects.append(item)
-    for d in defects:
-        del d["_pos"]
+        defects.append({"type": str(rng.choice(types)), "position": [round(float(v), 4) for v in pos],
+                        "size": size, "surface": "part"})
+        positions.append(pos)
     scn = {
         "name": name or f"random_workcell_{seed}",
         "description": f"Random workcell (seed {seed}): {label}, {len(defects)} defects.",
@@ -395,14 +390,15 @@ def random_factory_scenario(seed: int, name: str | None = None) -> dict:
     return scn
 
 
+_GENERATORS = {"pipeline": random_pipeline_scenario, "workcell": random_workcell_scenario,
+               "factory": random_factory_scenario}
+GENERATOR_KINDS: tuple[str, ...] = tuple(_GENERATORS)
+
+
 def random_scenario(kind: str, seed: int, name: str | None = None) -> dict:
     """A random scenario of ``kind`` (one of :data:`GENERATOR_KINDS`)."""
-    if kind == "pipeline":
-        return random_pipeline_scenario(seed, name)
-    if kind == "workcell":
-        return random_workcell_scenario(seed, name)
-    if kind == "factory":
-        return random_factory_scenario(seed, name)
+    if kind in _GENERATORS:
+        return _GENERATORS[kind](seed, name)
     raise ScenarioError(f"kind: no random generator for {kind!r}; available: {', '.join(GENERATOR_KINDS)}")
 
 
@@ -414,4 +410,5 @@ def write_scenario(data: dict, path: str | Path) -> Path:
     return out
 
 
-__all__ = ["random_pipeline_scenario", "random_workcell_scenario", "random_factory_scenario", "random_scenario", "write_scenario", "GENERATOR_KINDS"]
+__all__ = ["random_pipeline_scenario", "random_workcell_scenario", "random_factory_scenario", "random_scenario",
+           "write_scenario", "GENERATOR_KINDS"]
