@@ -197,9 +197,7 @@ class PipelineTrackerNode(Node):
         if self.cfg.view_elevation_deg > 0:
             self.pub_gimbal.publish(Float64(data=float(cmd.gimbal_pitch_deg)))
         if cmd.state != prev_state:
-            # abort messages already start with the state ("ABORTED: pipe lost ...")
-            state_text = cmd.message if cmd.message.startswith(cmd.state.value) else f"{cmd.state.value}: {cmd.message}"
-            text = f"tracker: {state_text}"
+            text = f"tracker: {cmd.state.value}: {cmd.message}"
             if cmd.state == TrackerState.ABORTED:
                 self.get_logger().error(text)
             else:

@@ -496,9 +496,9 @@ class PipeTracker:
                else f"no progress along the pipe for {held:.0f} s")
         if self._stalls >= cfg.max_stalls:
             self.state = TrackerState.ABORTED
-            self.message = (f"ABORTED: {why}, {self._stalls} times at the same place (backed off and looked "
+            self.message = (f"{why}, {self._stalls} times at the same place (backed off and looked "
                             f"again after each of the first {self._stalls - 1})")
-            _LOG.error(self.message)
+            _LOG.error("ABORTED: %s", self.message)
             return
         seg = self._segment
         self._backoff_t = seg.foot(c) - cfg.stall_backoff_m
@@ -773,10 +773,10 @@ class PipeTracker:
         if self._searched_s + elapsed > cfg.search_timeout_s:
             self.state = TrackerState.ABORTED
             again = " (lost again and again within 1 m)" if self._searched_s > 0 else ""
-            self.message = (f"ABORTED: pipe lost and not re-acquired within "
+            self.message = (f"pipe lost and not re-acquired within "
                             f"{cfg.search_timeout_s:.0f} s of searching{again} (yaw sweep +-{cfg.search_yaw_deg:.0f} deg, "
                             f"back-off {cfg.search_backoff_m:.2f} m)")
-            _LOG.error(self.message)
+            _LOG.error("ABORTED: %s", self.message)
             return np.zeros(3), 0.0
         v = np.zeros(3)
         seg = self._segment
