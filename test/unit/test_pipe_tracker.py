@@ -12,6 +12,7 @@ from anomaly_inspection_core.control.pipe_tracker import (
     PipeTracker,
     PipeTrackerConfig,
     TrackerState,
+    _Segment,
     fit_cylinder,
 )
 from anomaly_inspection_core.geometry.camera import CameraIntrinsics
@@ -163,6 +164,17 @@ def test_closed_loop_through_elbows_keeps_pipe_in_view_and_standoff(name: str) -
     first_probe = int(np.argmin(flags[:-1])) if not flags[:-1].all() else None
     assert first_probe is not None and states[first_probe] == TrackerState.TRACKING
     assert not flags[first_probe:].any()
+
+
+def test_point_beside_a_leaning_riser_is_level_with_its_foot() -> None:
+    """The side of a riser is kept horizontal; on a model leaning 13 degrees the point "beside t"
+    lagged 0.2 m behind t, which cancelled the climb's feed-forward below the riser's top."""
+    d = np.array([-0.23, 0.0, 0.97]) / np.linalg.norm([-0.23, 0.0, 0.97])
+    seg = _Segment(point=np.zeros(3), direction=d, radius=0.15, side=np.array([1.0, 0.0, 0.0]))
+    p = seg.beside(2.0, 0.85)
+    assert seg.foot(p) == pytest.approx(2.0, abs=1e-9)
+    assert np.linalg.norm(p - 2.0 * d) == pytest.approx(0.85, abs=1e-9)
+    assert p[0] > 0  # still on the UAV's side
 
 
 def test_pipe_that_vanishes_ends_in_aborted() -> None:

@@ -118,10 +118,18 @@ class PipeTrackerConfig:
     #: yaw of the camera towards the direction of travel on horizontal runs: widens the
     #: look-ahead so that a turn towards the UAV is seen before the UAV is too close to it
     lead_yaw_deg: float = 15.0
+    #: a fit further than this from a model that 15 fits in a row agreed with is not fused into it
+    #: (still counts as seeing the pipe): at a riser's top the next piece pulls the fits off
+    #: the riser, and fused one after another they turned the model onto the next piece
+    fuse_max_angle_deg: float = 6.0
     #: how far round an apparent end the UAV flies looking for a hidden continuation
     end_probe_deg: float = 90.0
     #: how far beyond the end of a riser the UAV climbs (descends) to look for one
     end_probe_overshoot_m: float = 0.6
+    #: at a riser's end whose next piece turns away from the UAV or sideways, the UAV goes this
+    #: far beyond the corner before going round it: seen from the corner's own level the next
+    #: piece hides behind its elbow and is measured as a steep stub of the bend
+    riser_turn_overshoot_m: float = 0.3
     #: the UAV is pushed away from any pipe piece it knows of that is closer than this
     min_clearance_m: float = 0.8
     #: depth safety: the UAV never moves towards any depth point closer than this to the camera
@@ -252,6 +260,12 @@ def fit_cylinder(points_cam: np.ndarray, config: CylinderFitConfig | PipeTracker
     return None if result is None else result[0]
 
 
+def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """Angle between two axis lines (unsigned directions), degrees."""
+    c = abs(float(np.dot(a, b))) / (float(np.linalg.norm(a)) * float(np.linalg.norm(b)))
+    return math.degrees(math.acos(min(1.0, c)))
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
     return np.asarray(v, float) / np.linalg.norm(v)
 
@@ -283,6 +297,7 @@ class _Segment:
     end_seen: int = 0  # frames in which the end ahead was inside the view
     end_t: float = -math.inf  # t_hi when the end was last inside the view
     fits: int = 0  # frames fused into this model
+    agreed: int = 0  # fits in a row within ``fuse_max_angle_deg`` of the model
 
     def foot(self, p: np.ndarray) -> float:
         return float(np.dot(p - self.point, self.direction))
@@ -290,7 +305,11 @@ class _Segment:
     def beside(self, t: float, dist: float, elevation_deg: float = 0.0) -> np.ndarray:
         """The point ``dist`` from the axis on the UAV's side, at axial coordinate ``t``;
         on a horizontal piece raised ``elevation_deg`` round the pipe above the axis's level."""
-        offset = self.side
+        # the side is kept horizontal on a riser; on a riser model that leans a little it is
+        # not quite perpendicular to the axis, and the point "beside t" would lag behind t
+        # (by ~0.2 m at 13 degrees), cancelling the climb's feed-forward
+        offset = self.side - float(np.dot(self.side, self.direction)) * self.direction
+        offset = offset / max(float(np.linalg.norm(offset)), 1e-9)
         up = self.up()
         if elevation_deg and up is not None:
             e = math.radians(elevation_deg)
@@ -329,6 +348,9 @@ class _Continuation:
     radius: float
     side: np.ndarray
     seen: int = 1
+    #: going round the corner has begun (kept until the switch, so that the UAV does not
+    #: dither between orbiting and following at the corner)
+    orbiting: bool = False
 
 
 class PipeTracker:
@@ -535,9 +557,13 @@ class PipeTracker:
             # a piece just turned onto was predicted from an oblique view of the elbow:
             # accept larger corrections until it has been seen a few times
             loose = self.state == TrackerState.SEARCHING or seg.fits < 5
+            # a model fused from many frames is trusted more: at a riser's top the view holds
+            # mostly the next piece, and fits 20 degrees off the riser, fused frame after
+            # frame, turned the riser's model onto it within two seconds
+            max_angle = 35.0 if loose else (20.0 if seg.agreed < 15 else 10.0)
             prior = CylinderPrior(
                 point=inv.transform_points(seg.point)[0], direction=inv.rotation @ seg.direction,
-                radius=seg.radius, max_angle_deg=35.0 if loose else 20.0,
+                radius=seg.radius, max_angle_deg=max_angle,
                 max_axis_offset_m=0.6 if loose else 0.3)
         result = fit_cylinder_oriented(op, cfg.fit, prior=prior, rng=self._rng)
         if result is None:
@@ -547,6 +573,13 @@ class PipeTracker:
         if seg is None:
             self._start(est, est_map, pose)
         else:
+            agrees = _angle_deg(est_map.direction, seg.direction) <= cfg.fuse_max_angle_deg
+            if not agrees and seg.agreed >= 15 and self.state == TrackerState.TRACKING:
+                # a model that 15 fits in a row have agreed with is settled: a fit this far off
+                # is more likely a neighbouring piece pulling the fit than the followed piece
+                # turning. The pipe is in view (not lost), but the fit is not fused.
+                return est, mask
+            seg.agreed = seg.agreed + 1 if agrees else 0
             self._fuse(seg, est_map)
         self._update_extent(est_map, pose)
         return est, mask
@@ -839,7 +872,8 @@ class PipeTracker:
             inside = float(np.dot(seg.side, nxt.direction)) > 0.5
             if inside and abs(float(seg.direction[2])) > 0.8:
                 return self._turn_under(pose, nxt)
-            if t >= t_corner and not inside:
+            if not inside and (nxt.orbiting or t >= t_corner + self._turn_overshoot(seg, nxt)):
+                nxt.orbiting = True
                 return self._orbit(pose, nxt)
             self.message = f"elbow ahead in {max(t_corner - t, 0.0):.2f} m"
         else:
@@ -918,6 +952,17 @@ class PipeTracker:
         self.message = f"turned onto the next piece ({turn:.0f} deg elbow)"
         _LOG.info(self.message)
         return True
+
+    def _turn_overshoot(self, seg: _Segment, nxt: _Continuation) -> float:
+        """How far beyond the corner (along the followed piece) the UAV goes before orbiting it."""
+        cfg = self.config
+        if abs(float(seg.direction[2])) <= 0.8:
+            return 0.0
+        if seg.direction[2] > 0:
+            return cfg.riser_turn_overshoot_m
+        # going down: not below the lowest altitude allowed
+        room = float(nxt.corner[2]) - cfg.min_altitude_m - 0.1
+        return float(np.clip(room, 0.0, cfg.riser_turn_overshoot_m))
 
     def _orbit(self, pose: Pose, nxt: _Continuation) -> tuple[np.ndarray, float]:
         """Go round the outside of a corner at the stand-off distance from the corner."""
