@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from anomaly_inspection_core.control.pipe_tracker import PipeTracker, PipeTrackerConfig, TrackerState
-from anomaly_inspection_core.geometry.camera import Pose
+from anomaly_inspection_core.geometry.camera import Pose, look_at
 
 pytest.importorskip("mujoco")
 
@@ -81,6 +81,34 @@ def test_tracker_follows_the_riser_elbow_in_the_simulated_world(elevation_deg: f
     assert abs(np.median(elevations[len(elevations) // 2:]) - elevation_deg) < 5.0
     if elevation_deg == 0:
         assert cmd.gimbal_pitch_deg == 0.0
+
+
+def test_tracker_climbs_clear_of_a_piece_turning_back_over_the_riser_top() -> None:
+    """Unseen random pipeline 15's last riser: the next piece comes back over the run's side.
+
+    Seen from the run, the riser's first estimate leaned 24 deg towards it; the riser was taken
+    for a sloping run, got the run's side instead of the turned one, and the UAV climbed into
+    the next piece (a collision)."""
+    from anomaly_inspection_core.scenario.loader import load_scenario
+
+    base = load_scenario("pipeline_l_riser").clean_twin()
+    points = np.array([[3.445, 7.113, 1.213], [-1.193, 5.771, 1.213], [-1.193, 5.771, 3.885],
+                       [-2.644, 10.786, 3.885]])
+    pipe = dataclasses.replace(base.pipeline, points=points, radius=0.169, bend_radius=3 * 0.169,
+                               inspection_side="right", standoff=1.03)
+    # 3.5 m before the riser, beside the run on its right (looking at it)
+    run = (points[1] - points[0]) / np.linalg.norm(points[1] - points[0])
+    foot = points[1] - 3.5 * run
+    eye = foot + 1.03 * np.array([run[1], -run[0], 0.0])
+    start = Pose.from_rotation(eye, look_at(eye, foot))
+    scn = dataclasses.replace(base, pipeline=pipe, start_pose=start)
+    tracker, cmd, log = _fly(scn, np.zeros(3), 30.0, 90.0)
+    assert cmd.state == TrackerState.DONE, cmd.message
+    assert tracker.path[:, 1].max() > 10.0  # along the top piece to its end
+    # camera to pipe surface; the body's 0.25 m sphere sits 0.12 m behind the camera (the old
+    # code came to 0.26 m under the next piece, 0.40 m now)
+    assert min(log["clearance"]) > 0.35
+    assert np.mean(log["in_view"]) > 0.9
 
 
 def test_tracker_turns_onto_a_piece_leaving_the_riser_top_away_from_it() -> None:

@@ -619,7 +619,11 @@ class PipeTracker:
         continuation along the run's direction.
         """
         h = np.cross(_UP, d)
-        if np.linalg.norm(h) > 0.3:
+        # a riser, as everywhere here, is a piece steeper than |d_z| > 0.8 (|h| < 0.6); the first
+        # estimate of a riser seen from the run before it leans towards the run (24 degrees
+        # on an unseen pipe), and a riser given a run's side was climbed without the turn
+        # below, under a next piece that came back over the UAV
+        if np.linalg.norm(h) >= 0.6:
             h = _unit(h)
             if previous is None:
                 self._sigma = 1.0 if np.dot(uav - axis_point, h) >= 0 else -1.0
