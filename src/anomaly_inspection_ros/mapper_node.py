@@ -36,6 +36,7 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
 from anomaly_inspection.msg import AnomalyResult, Defect, DefectArray
+from anomaly_inspection_core.evaluation.coverage import GroundTruthViews
 from anomaly_inspection_core.geometry.camera import CameraIntrinsics, Pose, rotation_angle_deg
 from anomaly_inspection_core.geometry.fusion import DefectFuser, FusedDefect, FusionConfig
 from anomaly_inspection_core.geometry.localization import (LocalizationConfig, RegionObservation,
@@ -144,6 +145,8 @@ class MapperNode(Node):
         self.pending: collections.deque = collections.deque(maxlen=n)
         self.path: list[np.ndarray] = []
         self.ground_truth: Optional[list[dict]] = None
+        # evaluation only: per ground-truth defect, inspected frames in view / flagged
+        self.gt_views: Optional[GroundTruthViews] = None
         self.published_ids: set[int] = set()
         self.frames_localized = 0
         self.frames_gated = 0
@@ -286,9 +289,18 @@ class MapperNode(Node):
             self.path.append(pose.position.copy())
 
     def _on_ground_truth(self, msg: DefectArray) -> None:
-        self.ground_truth = [{"id": int(d.id), "type": d.type,
-                              "position": [d.position.x, d.position.y, d.position.z],
-                              "size": float(max(d.size.x, d.size.y))} for d in msg.defects]
+        gt = []
+        for d in msg.defects:
+            pos = [d.position.x, d.position.y, d.position.z]
+            n = np.array([d.normal.x, d.normal.y, d.normal.z])
+            if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(n))):
+                self.warner.warn("gt", "dropping ground truth with a non-finite position or normal")
+                return
+            norm = float(np.linalg.norm(n))
+            gt.append({"id": int(d.id), "type": d.type, "position": pos, "size": float(max(d.size.x, d.size.y)),
+                       "normal": (n / norm).tolist() if norm > 1e-6 else None})
+        self.ground_truth = gt
+        self.gt_views = GroundTruthViews(gt, gate_m=self.cfg.report_gate_m)
 
     def _on_gate(self, msg) -> None:
         t = self._stamp(msg.header, "inspection gate status")
@@ -311,8 +323,8 @@ class MapperNode(Node):
         keep = collections.deque(maxlen=self.pending.maxlen)
         while self.pending:
             t, msg, arrived = self.pending.popleft()
-            if not msg.regions and (self.cfg.min_hit_ratio <= 0 or not self.fuser.all()):
-                continue  # nothing to localise, and no defect whose consistency this frame could tell
+            if not msg.regions and (self.cfg.min_hit_ratio <= 0 or not self.fuser.all()) and self.gt_views is None:
+                continue  # nothing to localise, no defect whose consistency this frame could tell, no evaluation
             tol = self.cfg.pairing_tolerance_s
             amap = self.map_buf.nearest(t, 1e-6)
             depth = self.depth_buf.nearest(t, tol)
@@ -334,8 +346,11 @@ class MapperNode(Node):
             if not gate or self._turning(t, pose):
                 self.frames_gated += 1
                 continue
-            if msg.regions:
-                self._localize(t, msg, amap, depth, intr, pose)
+            dets = self._localize(t, msg, amap, depth, intr, pose) if msg.regions else []
+            if self.gt_views is not None:
+                self.gt_views.observe(pose, intr, depth, np.array([d.position for d in dets]).reshape(-1, 3),
+                                      border_px=int(self.cfg.visibility_border * min(intr.width, intr.height)),
+                                      max_depth_m=self.cfg.max_depth_m)
             if self.cfg.min_hit_ratio > 0:
                 before = {d.id for d in self.fuser.confirmed()}
                 self.fuser.observe_frame(t, pose, intr, depth,
@@ -356,12 +371,13 @@ class MapperNode(Node):
         return rotation_angle_deg(pose.rotation, earlier.rotation) / window > self.cfg.max_rotation_rate_dps
 
     def _localize(self, t: float, msg: AnomalyResult, amap: np.ndarray, depth: np.ndarray,
-                  intr: CameraIntrinsics, pose: Pose) -> None:
+                  intr: CameraIntrinsics, pose: Pose) -> list:
+        """Localise and fuse one frame's regions; returns its 3D detections."""
         t0 = time.perf_counter()
         if amap.shape != (intr.height, intr.width):
             self.warner.warn("map_size", f"dropping result: anomaly map {amap.shape[::-1]} does not match "
                                          f"CameraInfo {intr.width}x{intr.height}")
-            return
+            return []
         regions = []
         for r in msg.regions:
             x, y, w, h = r.bbox.x_offset, r.bbox.y_offset, r.bbox.width, r.bbox.height
@@ -375,7 +391,7 @@ class MapperNode(Node):
                                              mean_score=r.mean_score, label=r.label,
                                              peak_xy=(int(r.peak_x), int(r.peak_y))))
         if not regions:
-            return
+            return []
         rgb_msg = self.rgb_buf.nearest(t, 1e-6)
         rgb = None
         if rgb_msg is not None:
@@ -389,7 +405,7 @@ class MapperNode(Node):
                                     if depth.shape != (intr.height, intr.width) else None)
         except ValueError as exc:
             self.warner.warn("localize", f"cannot localise frame at t={t:.3f}: {exc}")
-            return
+            return []
         self.fuser.update(dets)
         self.frames_localized += 1
         self.latency_ms.append((time.perf_counter() - t0) * 1e3)
@@ -398,6 +414,7 @@ class MapperNode(Node):
             pts = np.array([d.position for d in dets])
             self.pub_points.publish(conv.points_to_pointcloud2(
                 pts, Header(stamp=msg.header.stamp, frame_id=self.cfg.map_frame), np.array([d.score for d in dets])))
+        return dets
 
     # ------------------------------------------------------------------ outputs
     def _defect_msg(self, d: FusedDefect) -> Defect:
@@ -463,6 +480,8 @@ class MapperNode(Node):
         self.pending.clear()
         self.gate_buf.clear()
         self.frames_gated = 0
+        if self.gt_views is not None:
+            self.gt_views.reset()
         self.received.clear()
         self._publish(Header(stamp=self.get_clock().now().to_msg()))
         response.success, response.message = True, "defect map cleared"
@@ -489,7 +508,9 @@ class MapperNode(Node):
         return write_report(Path(self.cfg.output_dir), mission, self.cfg.scenario or "unknown", self.fuser.confirmed(),
                             robot_path=np.asarray(self.path) if self.path else None,
                             ground_truth=self.ground_truth, asset_geometry=asset, gate_m=self.cfg.report_gate_m,
-                            frame_id=self.cfg.map_frame)
+                            frame_id=self.cfg.map_frame,
+                            ground_truth_views=None if self.gt_views is None else self.gt_views.counts(),
+                            tracks=self.fuser.all())
 
     def _on_write_report(self, request, response):
         try:

@@ -18,7 +18,7 @@ from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
-from anomaly_inspection.msg import AnomalyRegion, AnomalyResult, PipelineTrackerStatus
+from anomaly_inspection.msg import AnomalyRegion, AnomalyResult, Defect, DefectArray, PipelineTrackerStatus
 from anomaly_inspection_core.geometry.camera import CameraIntrinsics, Pose
 from anomaly_inspection_ros import conversions as conv
 from anomaly_inspection_ros.mapper_node import MapperNode
@@ -98,6 +98,16 @@ def test_mapper_fuses_views_drops_bad_input_and_reports_silent_inputs(ros_contex
         spin_until(ex, lambda: False, 0.5)
         assert sum(mapper.received.values()) == 0, mapper.received
 
+        # ground truth (evaluation only): the defect the frames flag, and one beside it that they
+        # show but never flag; the report must say so
+        gt_pub = feeder.node.create_publisher(DefectArray, "ground_truth/defects", latched_qos())
+        gt = DefectArray(header=Header(frame_id="map"))
+        for k, pos in ((1, DEFECT), (2, np.array([-0.2, 0.0, 1.0]))):
+            gt.defects.append(Defect(id=k, type="crack", position=conv.point(pos),
+                                     size=conv.vector3((0.03, 0.03, 0.0)), normal=conv.vector3((0.0, 0.0, -1.0))))
+        gt_pub.publish(gt)
+        assert spin_until(ex, lambda: mapper.ground_truth is not None, 5.0)
+
         for i, cam_x in enumerate((0.0, 0.05, 0.1)):
             feeder.frame(100.0 + 0.1 * i, cam_x)
             spin_until(ex, lambda i=i: mapper.frames_localized > i, 5.0)
@@ -115,6 +125,11 @@ def test_mapper_fuses_views_drops_bad_input_and_reports_silent_inputs(ros_contex
         assert report["defects"][0]["position_m"] == pytest.approx(DEFECT.tolist(), abs=0.01)
         assert report["defects"][0]["views"] == 3
         assert report["mission"]["inputs_received"]["camera/pose"] == 3
+        ev = report["evaluation"]
+        assert ev["recall"] == 0.5 and ev["missed_ground_truth_ids"] == [2]
+        assert ev["ground_truth_views"] == [{"id": 1, "frames_in_view": 3, "frames_flagged": 3},
+                                            {"id": 2, "frames_in_view": 3, "frames_flagged": 0}]
+        assert ev["missed"][0]["reason"] == "not_flagged", ev["missed"]
     finally:
         ex.shutdown()
         mapper.destroy_node()

@@ -162,6 +162,39 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     return float(v[np.searchsorted(c, 0.5 * c[-1])])
 
 
+def visible_from(points: np.ndarray, normals: np.ndarray | None, pose: Pose, intrinsics: CameraIntrinsics,
+                 depth: np.ndarray, border_px: int = 0, depth_tolerance_m: float = 0.05,
+                 max_depth_m: float = math.inf, max_incidence_deg: float = 75.0) -> np.ndarray:
+    """Which surface points (N, 3) this camera saw: inside the image less ``border_px``, nearer
+    than ``max_depth_m``, unoccluded (the depth at their pixel within ``depth_tolerance_m`` of
+    theirs) and at most ``max_incidence_deg`` off their outward ``normals`` (None: not tested).
+    ``depth`` may have another size than ``intrinsics`` (it is sampled at the scaled pixel)."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    out = np.zeros(len(pts), dtype=bool)
+    if not len(pts):
+        return out
+    cam = pose.inverse().transform_points(pts)
+    uv, in_front = intrinsics.project(cam)
+    h_d, w_d = depth.shape[:2]
+    w, h = intrinsics.width, intrinsics.height
+    b = max(int(border_px), 0)
+    inside = (in_front & (uv[:, 0] >= b) & (uv[:, 0] < w - b) & (uv[:, 1] >= b) & (uv[:, 1] < h - b)
+              & (cam[:, 2] <= max_depth_m))
+    cos_max = math.cos(math.radians(max_incidence_deg))
+    for k in np.flatnonzero(inside):
+        col = min(int(uv[k, 0] * w_d / w), w_d - 1)
+        row = min(int(uv[k, 1] * h_d / h), h_d - 1)
+        d = float(depth[row, col])
+        if not (math.isfinite(d) and abs(d - cam[k, 2]) <= depth_tolerance_m):
+            continue
+        if normals is not None:
+            to_cam = pose.position - pts[k]
+            if float(np.asarray(normals[k], float) @ to_cam) / max(float(np.linalg.norm(to_cam)), 1e-9) < cos_max:
+                continue
+        out[k] = True
+    return out
+
+
 class DefectFuser:
     """Associates per-frame detections into stable defects. Not thread-safe."""
 
@@ -351,26 +384,15 @@ class DefectFuser:
         tracks = self.all()
         if not tracks:
             return
-        pts = np.array([t.position for t in tracks])
-        cam = pose.inverse().transform_points(pts)
-        uv, in_front = intrinsics.project(cam)
-        h_d, w_d = depth.shape[:2]
-        w, h = intrinsics.width, intrinsics.height
-        b = max(int(border_px), 0)
-        inside = in_front & (uv[:, 0] >= b) & (uv[:, 0] < w - b) & (uv[:, 1] >= b) & (uv[:, 1] < h - b)
-        cos_max = math.cos(math.radians(max_incidence_deg))
+        seen = visible_from(np.array([t.position for t in tracks]), np.array([t.normal for t in tracks]), pose,
+                            intrinsics, depth, border_px=border_px, depth_tolerance_m=depth_tolerance_m,
+                            max_depth_m=max_depth_m, max_incidence_deg=max_incidence_deg)
         for k, track in enumerate(tracks):
             if abs(track.last_seen - stamp) < 1e-6:
                 track.hits += 1
                 track.visible += 1
-            elif inside[k] and cam[k, 2] <= max_depth_m:
-                col = min(int(uv[k, 0] * w_d / w), w_d - 1)
-                row = min(int(uv[k, 1] * h_d / h), h_d - 1)
-                d = float(depth[row, col])
-                to_cam = pose.position - track.position
-                facing = float(track.normal @ to_cam) / max(float(np.linalg.norm(to_cam)), 1e-9)
-                if math.isfinite(d) and abs(d - cam[k, 2]) <= depth_tolerance_m and facing >= cos_max:
-                    track.visible += 1
+            elif seen[k]:
+                track.visible += 1
             self._decide(track)
 
     def _merge_duplicates(self) -> list[FusedDefect]:

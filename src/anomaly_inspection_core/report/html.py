@@ -164,9 +164,20 @@ def _evaluation_html(ev: dict) -> str:
     )
     missed = ", ".join(html.escape(str(i)) for i in ev["missed_ground_truth_ids"]) or "none"
     extra = ", ".join(f"#{html.escape(str(i))}" for i in ev["unmatched_predicted_ids"]) or "none"
+    why = ""
+    if ev.get("missed"):
+        def size(m: dict) -> str:
+            return "" if m["size_m"] is None else f"{100 * m['size_m']:.1f} cm"
+
+        cells = "".join(
+            f"<tr><td>{html.escape(str(m['id']))}</td><td>{html.escape(str(m['type']))}</td>"
+            f"<td>{size(m)}</td><td>{m['frames_in_view']}</td><td>{m['frames_flagged']}</td>"
+            f"<td>{html.escape(m['explanation'])}</td></tr>" for m in ev["missed"])
+        why = ("<table><tr><th>Missed</th><th>Type</th><th>Size</th><th>Frames in view</th>"
+               f"<th>Frames flagged</th><th>Why</th></tr>{cells}</table>")
     return (f"<h2>Evaluation against ground truth</h2><table>{body}</table>"
             f"<table><tr><th>Type</th><th>Found</th><th>Recall</th></tr>{per}</table>"
-            f"<p>Missed ground-truth defects: {missed}. Reported defects with no ground truth: {extra}.</p>")
+            f"<p>Missed ground-truth defects: {missed}. Reported defects with no ground truth: {extra}.</p>{why}")
 
 
 def render_html(doc: dict, evidence: dict[int, Any], robot_path: np.ndarray | None,

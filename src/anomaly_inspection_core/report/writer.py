@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from anomaly_inspection_core.evaluation.coverage import explain_misses
 from anomaly_inspection_core.evaluation.matching import match_defects
 from anomaly_inspection_core.geometry.fusion import FusedDefect
 from anomaly_inspection_core.report.asset import describe_location, parse_asset
@@ -101,8 +102,14 @@ def build_report(
     asset_geometry: list[dict] | None = None,
     gate_m: float = 0.10,
     frame_id: str = "map",
+    ground_truth_views: dict | None = None,
+    tracks: list | None = None,
 ) -> tuple[dict, dict[int, Any]]:
-    """The report.json document and, per defect id, its evidence images (or None)."""
+    """The report.json document and, per defect id, its evidence images (or None).
+
+    With ``ground_truth_views`` (:meth:`GroundTruthViews.counts`) and ``tracks`` (every fused
+    track, tentative ones included), the evaluation also says why each missed defect was missed.
+    """
     if not isinstance(mission, dict):
         raise ValueError(f"mission must be a dict, got {type(mission).__name__}")
     primitives = parse_asset(asset_geometry)
@@ -150,6 +157,13 @@ def build_report(
     }
     if ground_truth is not None:
         doc["evaluation"] = match_defects(entries, ground_truth, gate_m=gate_m).to_dict()
+        if ground_truth_views is not None:
+            ev = doc["evaluation"]
+            ev["ground_truth_views"] = [{"id": g["id"], **ground_truth_views.get(
+                g["id"], {"frames_in_view": 0, "frames_flagged": 0})} for g in ground_truth]
+            track_info = [{"id": t.id, "position": t.position, "views": t.views, "confirmed": t.confirmed}
+                          if isinstance(t, FusedDefect) else t for t in (tracks or [])]
+            ev["missed"] = explain_misses(ev, ground_truth, ground_truth_views, track_info, gate_m)
     return _jsonable(doc, "report"), evidence
 
 
@@ -163,6 +177,8 @@ def write_report(
     asset_geometry: list[dict] | None = None,
     gate_m: float = 0.10,
     frame_id: str = "map",
+    ground_truth_views: dict | None = None,
+    tracks: list | None = None,
 ) -> tuple[Path, Path]:
     """Write report.json, report.html and evidence/*.png into ``out_dir``.
 
@@ -176,6 +192,8 @@ def write_report(
         ground_truth: known defects (dicts with id, type, position[, size]) to evaluate against.
         asset_geometry: primitives to draw and to describe locations (see report.asset).
         gate_m: matching distance for the evaluation.
+        ground_truth_views, tracks: per ground-truth defect, frames in view / flagged, and every
+            fused track: the evaluation then explains each miss (see :func:`build_report`).
 
     Returns:
         Paths of report.json and report.html.
@@ -185,7 +203,7 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     doc, evidence = build_report(mission, scenario_name, defects, robot_path, ground_truth,
-                                 asset_geometry, gate_m, frame_id)
+                                 asset_geometry, gate_m, frame_id, ground_truth_views, tracks)
     for entry in doc["defects"]:
         ev = evidence.get(entry["id"])
         if ev is not None:
