@@ -67,6 +67,10 @@ class TrackerNodeConfig:
     view_elevation_deg: float = field(default=0.0, metadata={
         "help": "on horizontal pieces fly this far round the pipe above its axis with the camera pitched down "
                 "to match (tops of pipes seen at a moderate incidence); needs a gimbal; 0 = level"})
+    riser_look_ahead_deg: float = field(default=0.0, metadata={
+        "help": "climb a riser going up from a run on the run's side with the camera pitched this far up, then "
+                "move round to the side clear of the way on once its end is in view; needs a gimbal; 0 = the "
+                "turned side throughout (always so on risers going down)"})
     capture_spacing_m: float = field(default=0.1, metadata={
         "help": "while the detector is scoring, fly at most this far between scored frames (speed <= spacing x "
                 "scoring rate in simulated time), so every defect is scored from several views; 0 = no cap"})
@@ -81,7 +85,7 @@ class PipelineTrackerNode(Node):
             speed_mps=self.cfg.speed_mps, start_direction=self.cfg.start_direction,
             search_timeout_s=self.cfg.search_timeout_s, lost_timeout_s=self.cfg.lost_timeout_s,
             max_yaw_rate=self.cfg.max_yaw_rate, view_elevation_deg=self.cfg.view_elevation_deg,
-            no_progress_timeout_s=self.cfg.no_progress_timeout_s)
+            no_progress_timeout_s=self.cfg.no_progress_timeout_s, riser_look_ahead_deg=self.cfg.riser_look_ahead_deg)
         self.tracker = PipeTracker(self.tracker_cfg)
         self.warner = ThrottledWarner(self)
         self.active = bool(self.cfg.autostart)
@@ -194,7 +198,7 @@ class PipelineTrackerNode(Node):
         twist.linear.x, twist.linear.y, twist.linear.z = (float(v) for v in linear)
         twist.angular.z = float(cmd.yaw_rate)
         self.pub_cmd.publish(twist)
-        if self.cfg.view_elevation_deg > 0:
+        if self.cfg.view_elevation_deg > 0 or self.cfg.riser_look_ahead_deg > 0:
             self.pub_gimbal.publish(Float64(data=float(cmd.gimbal_pitch_deg)))
         if cmd.state != prev_state:
             text = f"tracker: {cmd.state.value}: {cmd.message}"

@@ -15,7 +15,7 @@ from anomaly_inspection_core.geometry.camera import Pose, look_at
 pytest.importorskip("mujoco")
 
 
-def _fly(scn, start_offset: np.ndarray, elevation_deg: float, max_s: float):
+def _fly(scn, start_offset: np.ndarray, elevation_deg: float, max_s: float, look_ahead_deg: float = 25.0):
     """Closed loop in the MuJoCo world: the tracker's commands fly the kinematic UAV."""
     from anomaly_inspection_core.scenario.loader import pipe_centreline
     from anomaly_inspection_core.sim.robots import UavKinematics
@@ -26,7 +26,8 @@ def _fly(scn, start_offset: np.ndarray, elevation_deg: float, max_s: float):
     uav = UavKinematics(Pose(start.position + start_offset, start.orientation))
     standoff = spec.standoff - spec.radius  # the scenario's stand-off is to the axis
     tracker = PipeTracker(PipeTrackerConfig(standoff_m=standoff, speed_mps=0.4, depth_stride=2,
-                                            view_elevation_deg=elevation_deg))
+                                            view_elevation_deg=elevation_deg,
+                                            riser_look_ahead_deg=look_ahead_deg if elevation_deg else 0.0))
     centreline = pipe_centreline(spec.points, spec.bend_radius)
     axis = centreline.at(np.arange(0.0, centreline.length, 0.02))[0]
     log = {"errors": [], "in_view": [], "fitted": [], "elevations": [], "clearance": []}

@@ -130,6 +130,13 @@ class PipeTrackerConfig:
     #: far beyond the corner before going round it: seen from the corner's own level the next
     #: piece hides behind its elbow and is measured as a steep stub of the bend
     riser_turn_overshoot_m: float = 0.3
+    #: > 0: a riser going up from a run is climbed on the run's side, where the defects of
+    #: its lower part face, with the camera pitched this far up to see its end early; once the
+    #: end is in view the UAV moves round to the turned side (clear of a next piece that comes
+    #: back over it) and levels the camera. 0, and risers going down: the turned side throughout
+    #: (pitched down at the top of a descending riser, the first fits took in the run before
+    #: and the end was latched too early: DONE after 0.8 m of a 1.9 m riser, unseen seed 13).
+    riser_look_ahead_deg: float = 0.0
     #: the UAV is pushed away from any pipe piece it knows of that is closer than this
     min_clearance_m: float = 0.8
     #: depth safety: the UAV never moves towards any depth point closer than this to the camera
@@ -177,6 +184,8 @@ class PipeTrackerConfig:
             raise ValueError("min_altitude_m must be below max_altitude_m")
         if not 0.0 <= self.view_elevation_deg <= 60.0:
             raise ValueError(f"view_elevation_deg must be in [0, 60], got {self.view_elevation_deg}")
+        if not 0.0 <= self.riser_look_ahead_deg <= 30.0:
+            raise ValueError(f"riser_look_ahead_deg must be in [0, 30], got {self.riser_look_ahead_deg}")
         if self.stall_timeout_s < 0 or self.stall_backoff_m <= 0 or self.max_stalls < 1:
             raise ValueError("need stall_timeout_s >= 0, stall_backoff_m > 0 and max_stalls >= 1")
         if self.no_progress_timeout_s < 0:
@@ -297,6 +306,8 @@ class _Segment:
     end_seen: int = 0  # frames in which the end ahead was inside the view
     end_t: float = -math.inf  # t_hi when the end was last inside the view
     fits: int = 0  # frames fused into this model
+    #: a riser entered from a run: the side to move round to once its end is in view
+    safe_side: np.ndarray | None = None
     agreed: int = 0  # fits in a row within ``fuse_max_angle_deg`` of the model
 
     def foot(self, p: np.ndarray) -> float:
@@ -348,6 +359,9 @@ class _Continuation:
     radius: float
     side: np.ndarray
     seen: int = 1
+    #: a riser entered from a run: the side it is flown on until its end comes into view is the
+    #: run's (``side``), this one after (see :meth:`PipeTracker._side_for`)
+    safe_side: np.ndarray | None = None
     #: going round the corner has begun (kept until the switch, so that the UAV does not
     #: dither between orbiting and following at the corner)
     orbiting: bool = False
@@ -389,6 +403,7 @@ class PipeTracker:
         self._stalls = 0
         self._backoff_t: float | None = None
         self._backoff_until = 0.0
+        self._side_move_t: float | None = None  # axial coordinate held while moving round a riser
         self._path: list[np.ndarray] = []
         self._travelled = 0.0
         self._odometry_anchor: np.ndarray | None = None
@@ -453,8 +468,12 @@ class PipeTracker:
         linear_body = np.array([c * v_map[0] + s * v_map[1], -s * v_map[0] + c * v_map[1], v_map[2]])
         standoff, lateral = self._view_metrics(est_cam)
         gimbal = 0.0
-        if self.config.view_elevation_deg > 0 and self._segment is not None:
-            gimbal = float(np.clip(self._segment.elevation_of(pos), 0.0, self.config.view_elevation_deg))
+        seg = self._segment
+        if seg is not None and seg.safe_side is not None and self.config.riser_look_ahead_deg > 0:
+            # climbing a riser on the run's side: look up along it, to see its end early
+            gimbal = -self.config.riser_look_ahead_deg
+        elif self.config.view_elevation_deg > 0 and seg is not None:
+            gimbal = float(np.clip(seg.elevation_of(pos), 0.0, self.config.view_elevation_deg))
         elapsed = (time.perf_counter() - t0) * 1000.0
         self.frame_times_ms.append(elapsed)
         return TrackerCommand(
@@ -753,6 +772,14 @@ class PipeTracker:
         corner = pa
         side = self._side_for(direction, corner, pose.position, previous=seg.side,
                              previous_direction=seg.direction, radius=b.radius)
+        safe_side = None
+        view = _horizontal_unit(seg.side)
+        if (cfg.riser_look_ahead_deg > 0 and float(direction[2]) > 0.8
+                and abs(float(seg.direction[2])) <= 0.8 and view is not None):
+            # a riser from a run: flown on the run's side (the defects of its lower part face
+            # that way) until its end is in view, then on the turned side, clear of any piece
+            # that comes back over the UAV at its end
+            side, safe_side = view, side
         nxt = self._next
         if nxt is not None and np.linalg.norm(nxt.corner - corner) < 0.4 and np.dot(
                 nxt.direction, direction) > 0.8:
@@ -760,11 +787,11 @@ class PipeTracker:
             nxt.corner = (1 - a) * nxt.corner + a * corner
             nxt.direction = _unit((1 - a) * nxt.direction + a * direction)
             nxt.radius = (1 - a) * nxt.radius + a * b.radius
-            nxt.side = side
+            nxt.side, nxt.safe_side = side, safe_side
             nxt.seen += 1
         else:
             self._next = _Continuation(corner=corner, direction=_unit(direction),
-                                       radius=b.radius, side=side)
+                                       radius=b.radius, side=side, safe_side=safe_side)
 
     # ------------------------------------------------------------------ control
     def _control(self, pose: Pose, stamp: float, fitted: bool) -> tuple[np.ndarray, float]:
@@ -859,6 +886,18 @@ class PipeTracker:
         c = pose.position
         dist = cfg.standoff_m + seg.radius
         nxt = self._next if (self._next is not None and self._next.seen >= cfg.confirm_frames) else None
+        if seg.safe_side is not None and (seg.end_seen >= cfg.confirm_frames or nxt is not None):
+            seg.side, seg.safe_side = seg.safe_side, None
+            self._side_move_t = seg.foot(c)
+            self._next = None  # seen from the other side, the way on is measured afresh
+            nxt = None
+        if self._side_move_t is not None:
+            target = seg.beside(self._side_move_t, dist)
+            if float(np.linalg.norm(target - c)) > 0.12:
+                self.message = "riser's end in view: moving round to the side clear of the way on"
+                v = cfg.position_gain * (target - c) + self._clearance_push(c)
+                return self._limit_altitude(pose, v), self._yaw_rate_to(pose, self._facing_yaw(seg.side))
+            self._side_move_t = None
         if nxt is not None:
             inside = float(np.dot(seg.side, nxt.direction)) > 0.5
             riser = abs(float(seg.direction[2])) > 0.8
@@ -949,7 +988,9 @@ class PipeTracker:
                 return False
         old = self._segment
         self._segment = _Segment(point=nxt.corner.copy(), direction=nxt.direction.copy(),
-                                 radius=nxt.radius, side=nxt.side.copy(), t_hi=max(t_b, 0.3))
+                                 radius=nxt.radius, side=nxt.side.copy(), t_hi=max(t_b, 0.3),
+                                 safe_side=None if nxt.safe_side is None else nxt.safe_side.copy())
+        self._side_move_t = None
         self._next = None
         self._probing = False
         turn = math.degrees(math.acos(float(np.clip(np.dot(old.direction, nxt.direction), -1, 1))))
@@ -1093,9 +1134,9 @@ class PipeTracker:
 
     def _finish(self) -> tuple[np.ndarray, float]:
         self.state = TrackerState.DONE
-        self.message = (f"DONE: reached the end of the pipe after {self._travelled:.2f} m; "
+        self.message = (f"reached the end of the pipe after {self._travelled:.2f} m; "
                         "hovering")
-        _LOG.info(self.message)
+        _LOG.info("DONE: %s", self.message)
         return np.zeros(3), 0.0
 
     def _view_metrics(self, est: CylinderEstimate | None) -> tuple[float, float]:
