@@ -82,6 +82,17 @@ def test_tracker_follows_the_riser_elbow_in_the_simulated_world(elevation_deg: f
     assert abs(np.median(elevations[len(elevations) // 2:]) - elevation_deg) < 5.0
     if elevation_deg == 0:
         assert cmd.gimbal_pitch_deg == 0.0
+    # the riser (axis x = 6, y = 0) is climbed on the run's side (+y) while its end is out of view
+    # with the look-ahead (the missions' setting, on here with the elevation), on the side turned
+    # towards the run's direction (+x) without it
+    path = tracker.path
+    low = path[(path[:, 2] > 1.9) & (path[:, 2] < 2.8) & (path[:, 0] > 5.0)]
+    assert len(low) > 5
+    angle = np.degrees(np.arctan2(low[:, 0] - 6.0, low[:, 1]))  # 0 = +y, 90 = +x
+    if elevation_deg:
+        assert abs(np.median(angle)) < 12.0, np.median(angle)
+    else:
+        assert 15.0 < np.median(angle) < 50.0, np.median(angle)
 
 
 def test_tracker_climbs_clear_of_a_piece_turning_back_over_the_riser_top() -> None:
