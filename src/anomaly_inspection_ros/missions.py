@@ -73,7 +73,14 @@ def mission_spec(robot: str, scenario: str | None = None, output_dir: str = "out
                  param_file),
     ]
     if robot == "uav":
-        nodes.append(NodeSpec("pipeline_tracker_node", "pipeline_tracker", ns, dict(common), param_file))
+        # which side of the pipe to inspect is part of the mission (the scenario's instruction),
+        # not geometry: the tracker still finds the pipe from depth alone
+        from anomaly_inspection_core.scenario import load_scenario
+
+        pipe = load_scenario(scenario).pipeline
+        side = pipe.inspection_side if pipe is not None else "auto"
+        nodes.append(NodeSpec("pipeline_tracker_node", "pipeline_tracker", ns, {**common, "inspection_side": side},
+                              param_file))
     elif robot == "manipulator":
         nodes.append(NodeSpec("capture_node", "capture", ns, {**common, "scenario": scenario}, param_file))
     elif robot == "agv":

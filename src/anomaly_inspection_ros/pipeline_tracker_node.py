@@ -67,6 +67,10 @@ class TrackerNodeConfig:
     view_elevation_deg: float = field(default=0.0, metadata={
         "help": "on horizontal pieces fly this far round the pipe above its axis with the camera pitched down "
                 "to match (tops of pipes seen at a moderate incidence); needs a gimbal; 0 = level"})
+    inspection_side: str = field(default="auto", metadata={
+        "help": "side of horizontal pieces to inspect, relative to the direction of travel: left | right | auto "
+                "(wherever continuity puts the UAV); on the other side after a riser the UAV crosses over the "
+                "pipe's top (the UAV mission sets it from the scenario)"})
     riser_look_ahead_deg: float = field(default=0.0, metadata={
         "help": "climb a riser going up from a run on the run's side with the camera pitched this far up, then "
                 "move round to the side clear of the way on once its end is in view; needs a gimbal; 0 = the "
@@ -85,7 +89,8 @@ class PipelineTrackerNode(Node):
             speed_mps=self.cfg.speed_mps, start_direction=self.cfg.start_direction,
             search_timeout_s=self.cfg.search_timeout_s, lost_timeout_s=self.cfg.lost_timeout_s,
             max_yaw_rate=self.cfg.max_yaw_rate, view_elevation_deg=self.cfg.view_elevation_deg,
-            no_progress_timeout_s=self.cfg.no_progress_timeout_s, riser_look_ahead_deg=self.cfg.riser_look_ahead_deg)
+            no_progress_timeout_s=self.cfg.no_progress_timeout_s, riser_look_ahead_deg=self.cfg.riser_look_ahead_deg,
+            inspection_side=self.cfg.inspection_side)
         self.tracker = PipeTracker(self.tracker_cfg)
         self.warner = ThrottledWarner(self)
         self.active = bool(self.cfg.autostart)

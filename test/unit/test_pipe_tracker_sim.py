@@ -15,7 +15,8 @@ from anomaly_inspection_core.geometry.camera import Pose, look_at
 pytest.importorskip("mujoco")
 
 
-def _fly(scn, start_offset: np.ndarray, elevation_deg: float, max_s: float, look_ahead_deg: float = 25.0):
+def _fly(scn, start_offset: np.ndarray, elevation_deg: float, max_s: float, look_ahead_deg: float = 0.0,
+         inspection_side: str = "auto"):
     """Closed loop in the MuJoCo world: the tracker's commands fly the kinematic UAV."""
     from anomaly_inspection_core.scenario.loader import pipe_centreline
     from anomaly_inspection_core.sim.robots import UavKinematics
@@ -27,7 +28,7 @@ def _fly(scn, start_offset: np.ndarray, elevation_deg: float, max_s: float, look
     standoff = spec.standoff - spec.radius  # the scenario's stand-off is to the axis
     tracker = PipeTracker(PipeTrackerConfig(standoff_m=standoff, speed_mps=0.4, depth_stride=2,
                                             view_elevation_deg=elevation_deg,
-                                            riser_look_ahead_deg=look_ahead_deg if elevation_deg else 0.0))
+                                            riser_look_ahead_deg=look_ahead_deg, inspection_side=inspection_side))
     centreline = pipe_centreline(spec.points, spec.bend_radius)
     axis = centreline.at(np.arange(0.0, centreline.length, 0.02))[0]
     log = {"errors": [], "in_view": [], "fitted": [], "elevations": [], "clearance": []}
@@ -65,7 +66,9 @@ def test_tracker_follows_the_riser_elbow_in_the_simulated_world(elevation_deg: f
 
     scn = load_scenario("pipeline_l_riser")
     # 2 m before the elbow instead of the start of the 6 m run: keeps the test short
-    tracker, cmd, log = _fly(scn, np.array([4.0, 0.0, 0.0]), elevation_deg, 40.0)
+    # the riser look-ahead (off in the missions) is tried together with the elevation
+    tracker, cmd, log = _fly(scn, np.array([4.0, 0.0, 0.0]), elevation_deg, 40.0,
+                             look_ahead_deg=25.0 if elevation_deg else 0.0)
     assert cmd.state == TrackerState.DONE, cmd.message
     assert np.max(np.abs(log["errors"])) < 0.25
     missing = [i for i, ok in enumerate(log["in_view"]) if not ok]
@@ -83,8 +86,7 @@ def test_tracker_follows_the_riser_elbow_in_the_simulated_world(elevation_deg: f
     if elevation_deg == 0:
         assert cmd.gimbal_pitch_deg == 0.0
     # the riser (axis x = 6, y = 0) is climbed on the run's side (+y) while its end is out of view
-    # with the look-ahead (the missions' setting, on here with the elevation), on the side turned
-    # towards the run's direction (+x) without it
+    # with the look-ahead, on the side turned towards the run's direction (+x) without it
     path = tracker.path
     low = path[(path[:, 2] > 1.9) & (path[:, 2] < 2.8) & (path[:, 0] > 5.0)]
     assert len(low) > 5
@@ -95,7 +97,8 @@ def test_tracker_follows_the_riser_elbow_in_the_simulated_world(elevation_deg: f
         assert 15.0 < np.median(angle) < 50.0, np.median(angle)
 
 
-def test_tracker_climbs_clear_of_a_piece_turning_back_over_the_riser_top() -> None:
+@pytest.mark.parametrize("look_ahead_deg", [0.0, 25.0])
+def test_tracker_climbs_clear_of_a_piece_turning_back_over_the_riser_top(look_ahead_deg: float) -> None:
     """Unseen random pipeline 15's last riser: the next piece comes back over the run's side.
 
     Seen from the run, the riser's first estimate leaned 24 deg towards it; the riser was taken
@@ -114,7 +117,7 @@ def test_tracker_climbs_clear_of_a_piece_turning_back_over_the_riser_top() -> No
     eye = foot + 1.03 * np.array([run[1], -run[0], 0.0])
     start = Pose.from_rotation(eye, look_at(eye, foot))
     scn = dataclasses.replace(base, pipeline=pipe, start_pose=start)
-    tracker, cmd, log = _fly(scn, np.zeros(3), 30.0, 90.0)
+    tracker, cmd, log = _fly(scn, np.zeros(3), 30.0, 90.0, look_ahead_deg)
     assert cmd.state == TrackerState.DONE, cmd.message
     assert tracker.path[:, 1].max() > 10.0  # along the top piece to its end
     # camera to pipe surface; the body's 0.25 m sphere sits 0.12 m behind the camera (the old
@@ -123,7 +126,8 @@ def test_tracker_climbs_clear_of_a_piece_turning_back_over_the_riser_top() -> No
     assert np.mean(log["in_view"]) > 0.9
 
 
-def test_tracker_turns_onto_a_piece_leaving_the_riser_top_away_from_it() -> None:
+@pytest.mark.parametrize("look_ahead_deg", [0.0, 25.0])
+def test_tracker_turns_onto_a_piece_leaving_the_riser_top_away_from_it(look_ahead_deg: float) -> None:
     """At the riser's top the next piece runs away from the UAV, behind the elbow.
 
     From the corner's level that piece hides behind its elbow and was measured as a steep stub;
@@ -136,7 +140,7 @@ def test_tracker_turns_onto_a_piece_leaving_the_riser_top_away_from_it() -> None
     base = load_scenario("pipeline_l_riser").clean_twin()
     points = np.vstack([base.pipeline.points, [[6.0, -2.5, 4.0]]])  # UAV on +y: -y is away
     scn = dataclasses.replace(base, pipeline=dataclasses.replace(base.pipeline, points=points))
-    tracker, cmd, log = _fly(scn, np.array([4.5, 0.0, 0.0]), 30.0, 90.0)
+    tracker, cmd, log = _fly(scn, np.array([4.5, 0.0, 0.0]), 30.0, 90.0, look_ahead_deg)
     assert cmd.state == TrackerState.DONE, cmd.message
     path = tracker.path
     # it went along the top piece to its end (y = -2.5), at its level (axis at z = 4.0)
@@ -146,4 +150,27 @@ def test_tracker_turns_onto_a_piece_leaving_the_riser_top_away_from_it() -> None
     # never close to the pipe, never far from it
     assert min(log["clearance"]) > 0.4
     assert np.median(np.abs(log["errors"])) < 0.1
+    assert np.mean(log["in_view"]) > 0.9
+
+
+def test_tracker_crosses_over_the_pipe_to_the_inspection_side() -> None:
+    """Started on the pipe's left with the right side asked for (as after a riser that left it
+    on the wrong side), the UAV crosses over the pipe's top and inspects from the right."""
+    from anomaly_inspection_core.scenario.loader import load_scenario
+
+    scn = load_scenario("pipeline_straight").clean_twin()
+    p0, p1 = np.asarray(scn.pipeline.points[0], float), np.asarray(scn.pipeline.points[-1], float)
+    run = (p1 - p0) / np.linalg.norm(p1 - p0)
+    right = np.array([run[1], -run[0], 0.0])
+    assert scn.pipeline.inspection_side == "left"  # the start pose is on the left
+    tracker, cmd, log = _fly(scn, np.zeros(3), 30.0, 60.0, inspection_side="right")
+    assert cmd.state == TrackerState.DONE, cmd.message
+    path = tracker.path
+    side = (path - p0) @ right
+    along = (path - p0) @ run
+    length = float(np.linalg.norm(p1 - p0))
+    middle = (along > 3.5) & (along < length - 1.0)  # not the look round the end
+    assert side[0] < -0.5 and middle.sum() > 20 and np.all(side[middle] > 0.4)  # crossed, stayed right
+    assert path[:, 2].max() > p0[2] + 0.7  # over the top, not under
+    assert min(log["clearance"]) > 0.4
     assert np.mean(log["in_view"]) > 0.9

@@ -95,6 +95,11 @@ class PipeTrackerConfig:
     position_gain: float = 1.2
     yaw_gain: float = 1.5
     start_direction: str = "auto"
+    #: the side of horizontal pieces to inspect, relative to the direction of travel ("left" or
+    #: "right"; "auto": wherever continuity puts the UAV). After a riser the UAV can come out
+    #: on the other side; with a side given it then crosses over the pipe's top (at the
+    #: stand-off, the camera pitched to keep the axis centred) before going on.
+    inspection_side: str = "auto"
     depth_stride: int = 4
     min_range_m: float = 0.2
     max_range_m: float = 6.0
@@ -173,6 +178,8 @@ class PipeTrackerConfig:
         if not 0 < self.speed_mps <= self.max_speed_mps:
             raise ValueError(
                 f"need 0 < speed_mps <= max_speed_mps, got {self.speed_mps}, {self.max_speed_mps}")
+        if self.inspection_side not in ("auto", "left", "right"):
+            raise ValueError(f"inspection_side must be 'auto', 'left' or 'right', got {self.inspection_side!r}")
         if self.start_direction != "auto" and self.start_direction not in _IMAGE_DIRECTIONS:
             raise ValueError(f"start_direction must be 'auto' or one of {sorted(_IMAGE_DIRECTIONS)}, "
                              f"got {self.start_direction!r}")
@@ -308,6 +315,8 @@ class _Segment:
     fits: int = 0  # frames fused into this model
     #: a riser entered from a run: the side to move round to once its end is in view
     safe_side: np.ndarray | None = None
+    #: the corner this piece was turned onto at (map frame); None for the first piece
+    corner: np.ndarray | None = None
     agreed: int = 0  # fits in a row within ``fuse_max_angle_deg`` of the model
 
     def foot(self, p: np.ndarray) -> float:
@@ -404,6 +413,7 @@ class PipeTracker:
         self._backoff_t: float | None = None
         self._backoff_until = 0.0
         self._side_move_t: float | None = None  # axial coordinate held while moving round a riser
+        self._cross_t: float | None = None  # axial coordinate held while crossing over a pipe's top
         self._path: list[np.ndarray] = []
         self._travelled = 0.0
         self._odometry_anchor: np.ndarray | None = None
@@ -472,6 +482,9 @@ class PipeTracker:
         if seg is not None and seg.safe_side is not None and self.config.riser_look_ahead_deg > 0:
             # climbing a riser on the run's side: look up along it, to see its end early
             gimbal = -self.config.riser_look_ahead_deg
+        elif self._cross_t is not None and seg is not None:
+            e = seg.elevation_of(pos)  # 0..180 over the top; the camera faces the axis from either side
+            gimbal = float(np.clip(min(e, 180.0 - e), 0.0, 90.0))
         elif self.config.view_elevation_deg > 0 and seg is not None:
             gimbal = float(np.clip(seg.elevation_of(pos), 0.0, self.config.view_elevation_deg))
         elapsed = (time.perf_counter() - t0) * 1000.0
@@ -898,6 +911,19 @@ class PipeTracker:
                 v = cfg.position_gain * (target - c) + self._clearance_push(c)
                 return self._limit_altitude(pose, v), self._yaw_rate_to(pose, self._facing_yaw(seg.side))
             self._side_move_t = None
+        want = self._wanted_side(seg)
+        t_now = seg.foot(c)
+        # away from both ends: the half circle over the top must clear the pieces at the corners
+        clear = dist + 0.6
+        away = ((seg.corner is None or t_now - seg.foot(seg.corner) > clear)
+                and not (seg.end_seen >= cfg.confirm_frames and seg.t_hi - t_now < clear))
+        if (self._cross_t is None and want is not None and nxt is None and seg.fits >= 5 and away
+                and float(np.dot(want, seg.side)) < 0.0):
+            self._cross_t = seg.foot(c)
+            self.message = f"on the wrong side of the pipe ({self.config.inspection_side} wanted): crossing over its top"
+            _LOG.info(self.message)
+        if self._cross_t is not None:
+            return self._cross_over(pose, seg, dist)
         if nxt is not None:
             inside = float(np.dot(seg.side, nxt.direction)) > 0.5
             riser = abs(float(seg.direction[2])) > 0.8
@@ -989,14 +1015,57 @@ class PipeTracker:
         old = self._segment
         self._segment = _Segment(point=nxt.corner.copy(), direction=nxt.direction.copy(),
                                  radius=nxt.radius, side=nxt.side.copy(), t_hi=max(t_b, 0.3),
-                                 safe_side=None if nxt.safe_side is None else nxt.safe_side.copy())
+                                 safe_side=None if nxt.safe_side is None else nxt.safe_side.copy(),
+                                 corner=nxt.corner.copy())
         self._side_move_t = None
+        self._cross_t = None
         self._next = None
         self._probing = False
         turn = math.degrees(math.acos(float(np.clip(np.dot(old.direction, nxt.direction), -1, 1))))
         self.message = f"turned onto the next piece ({turn:.0f} deg elbow)"
         _LOG.info(self.message)
         return True
+
+    def _wanted_side(self, seg: _Segment) -> np.ndarray | None:
+        """The horizontal side vector ``inspection_side`` asks for on this piece (None: any)."""
+        if self.config.inspection_side == "auto" or seg.up() is None:
+            return None
+        left = _horizontal_unit(np.cross(_UP, seg.direction))
+        if left is None:
+            return None
+        return left if self.config.inspection_side == "left" else -left
+
+    def _cross_over(self, pose: Pose, seg: _Segment, dist: float) -> tuple[np.ndarray, float]:
+        """Go over the top of a horizontal piece to its other side, at ``dist`` from the axis."""
+        cfg = self.config
+        c = pose.position
+        up = seg.up()
+        goal = 180.0 - cfg.view_elevation_deg
+        e = seg.elevation_of(c)
+        if e < -90.0:
+            e += 360.0  # below the far side: count on past 180
+        if e >= goal - 3.0:
+            seg.side = -seg.side  # now on the wanted side; its elevation counts from there
+            self._cross_t = None
+            self.message = "crossed over the pipe"
+            _LOG.info(self.message)
+            return self._follow(pose)
+        # facing the axis from the side it starts on, then from the other: the yaw turns half
+        # round while the UAV is over the top (the camera pitched straight down sees the pipe
+        # whatever the yaw), and the UAV goes on down only once it has
+        yaw_new = math.atan2(seg.side[1], seg.side[0])
+        if e < 80.0:
+            phi, yaw = min(max(e, 0.0) + 25.0, 90.0), self._facing_yaw(seg.side)
+        elif abs(_wrap(yaw_new - _camera_yaw(pose))) > math.radians(20.0):
+            phi, yaw = 90.0, yaw_new
+        else:
+            phi, yaw = min(e + 25.0, goal), yaw_new
+        phi = math.radians(phi)
+        offset = math.cos(phi) * seg.side + math.sin(phi) * up
+        target = seg.point + self._cross_t * seg.direction + dist * offset
+        v = cfg.position_gain * (target - c)
+        self.message = "crossing over the pipe's top to the inspection side"
+        return self._limit_altitude(pose, v), self._yaw_rate_to(pose, yaw)
 
     def _turn_overshoot(self, seg: _Segment, nxt: _Continuation) -> float:
         """How far beyond the corner (along the followed piece) the UAV goes before orbiting it."""
