@@ -730,8 +730,8 @@ class PipeTracker:
                            pose: Pose, intrinsics: CameraIntrinsics) -> None:
         """Look for the next piece of pipe once the followed one ends inside the view."""
         seg = self._segment
-        if seg is None or self.state != TrackerState.TRACKING:
-            return
+        if seg is None or self.state != TrackerState.TRACKING or self._cross_t is not None:
+            return  # (looking down from over the top, the visible extent says nothing of the end)
         if self._end_in_view(pose, intrinsics):
             seg.end_seen += 1
             seg.end_t = seg.t_hi
@@ -1047,6 +1047,7 @@ class PipeTracker:
         if e >= goal - 3.0:
             seg.side = -seg.side  # now on the wanted side; its elevation counts from there
             self._cross_t = None
+            seg.end_seen, seg.end_t = 0, -math.inf  # an end latched on the way over is not trusted
             self.message = "crossed over the pipe"
             _LOG.info(self.message)
             return self._follow(pose)
