@@ -692,6 +692,11 @@ class PipeTracker:
             seg.t_hi -= shift
         if math.isfinite(seg.end_t):
             seg.end_t -= shift
+        # and the places held while moving round a riser or crossing over the pipe
+        if self._side_move_t is not None:
+            self._side_move_t -= shift
+        if self._cross_t is not None:
+            self._cross_t -= shift
         # side stays perpendicular to the (refined) axis; a riser keeps its horizontal side
         # as chosen: re-projecting it on the tilted axes of its first, elbow-biased fits
         # would turn it back towards the run before
@@ -919,7 +924,7 @@ class PipeTracker:
                 and not (seg.end_seen >= cfg.confirm_frames and seg.t_hi - t_now < clear))
         if (self._cross_t is None and want is not None and nxt is None and seg.fits >= 5 and away
                 and float(np.dot(want, seg.side)) < 0.0):
-            self._cross_t = seg.foot(c)
+            self._cross_t = t_now
             self.message = f"on the wrong side of the pipe ({self.config.inspection_side} wanted): crossing over its top"
             _LOG.info(self.message)
         if self._cross_t is not None:
