@@ -347,15 +347,13 @@ class MapperNode(Node):
                 self.frames_gated += 1
                 continue
             dets = self._localize(t, msg, amap, depth, intr, pose) if msg.regions else []
+            border_px = int(self.cfg.visibility_border * min(intr.width, intr.height))
             if self.gt_views is not None:
-                self.gt_views.observe(pose, intr, depth, np.array([d.position for d in dets]).reshape(-1, 3),
-                                      border_px=int(self.cfg.visibility_border * min(intr.width, intr.height)),
+                self.gt_views.observe(pose, intr, depth, [d.position for d in dets], border_px=border_px,
                                       max_depth_m=self.cfg.max_depth_m)
             if self.cfg.min_hit_ratio > 0:
                 before = {d.id for d in self.fuser.confirmed()}
-                self.fuser.observe_frame(t, pose, intr, depth,
-                                         border_px=int(self.cfg.visibility_border * min(intr.width, intr.height)),
-                                         max_depth_m=self.cfg.max_depth_m)
+                self.fuser.observe_frame(t, pose, intr, depth, border_px=border_px, max_depth_m=self.cfg.max_depth_m)
                 if {d.id for d in self.fuser.confirmed()} != before:
                     self._publish(msg.header)
         self.pending = keep

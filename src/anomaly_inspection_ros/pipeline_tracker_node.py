@@ -203,7 +203,7 @@ class PipelineTrackerNode(Node):
         twist.linear.x, twist.linear.y, twist.linear.z = (float(v) for v in linear)
         twist.angular.z = float(cmd.yaw_rate)
         self.pub_cmd.publish(twist)
-        if self.cfg.view_elevation_deg > 0 or self.cfg.riser_look_ahead_deg > 0:
+        if self.tracker_cfg.uses_gimbal:
             self.pub_gimbal.publish(Float64(data=float(cmd.gimbal_pitch_deg)))
         if cmd.state != prev_state:
             text = f"tracker: {cmd.state.value}: {cmd.message}"

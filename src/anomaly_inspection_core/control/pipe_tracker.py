@@ -172,6 +172,12 @@ class PipeTrackerConfig:
     #: above the axis, so the axis stays centred while the UAV climbs to it; 0 = level flight
     view_elevation_deg: float = 0.0
 
+    @property
+    def uses_gimbal(self) -> bool:
+        """Whether the commands' ``gimbal_pitch_deg`` must be applied (view elevation, the riser
+        look-ahead, crossing over a pipe to the inspection side)."""
+        return self.view_elevation_deg > 0 or self.riser_look_ahead_deg > 0 or self.inspection_side != "auto"
+
     def __post_init__(self) -> None:
         if self.standoff_m <= 0:
             raise ValueError(f"standoff_m must be positive, got {self.standoff_m}")
@@ -791,13 +797,13 @@ class PipeTracker:
         side = self._side_for(direction, corner, pose.position, previous=seg.side,
                              previous_direction=seg.direction, radius=b.radius)
         safe_side = None
-        view = _horizontal_unit(seg.side)
-        if (cfg.riser_look_ahead_deg > 0 and float(direction[2]) > 0.8
-                and abs(float(seg.direction[2])) <= 0.8 and view is not None):
+        if cfg.riser_look_ahead_deg > 0 and float(direction[2]) > 0.8 and abs(float(seg.direction[2])) <= 0.8:
             # a riser from a run: flown on the run's side (the defects of its lower part face
             # that way) until its end is in view, then on the turned side, clear of any piece
             # that comes back over the UAV at its end
-            side, safe_side = view, side
+            view = _horizontal_unit(seg.side)
+            if view is not None:
+                side, safe_side = view, side
         nxt = self._next
         if nxt is not None and np.linalg.norm(nxt.corner - corner) < 0.4 and np.dot(
                 nxt.direction, direction) > 0.8:

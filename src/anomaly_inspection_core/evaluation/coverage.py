@@ -100,14 +100,11 @@ def explain_misses(evaluation: dict, ground_truth: list[dict], views: dict, trac
         elif near is None or entry["nearest_track"]["distance_m"] > gate_m:
             reason, text = "misplaced", (f"flagged in {counts['frames_flagged']} of {counts['frames_in_view']} "
                                          f"frames, but no track within {gate_m:.2f} m")
-        elif near["confirmed"] and near["id"] in pred_to_gt:
-            reason, text = "merged", (f"flagged in {counts['frames_flagged']} frames; its views went into "
-                                      f"defect {near['id']}, matched to ground truth {pred_to_gt[near['id']]}")
         elif near["confirmed"]:
-            # confirmed, unmatched and within the gate cannot happen with an optimal matching, but a
-            # track nearer to another ground-truth defect can be the one within the gate here
-            reason, text = "merged", (f"flagged in {counts['frames_flagged']} frames; the track within the "
-                                      "gate was matched elsewhere")
+            # a reported defect within the gate of a missed one is matched to another (an unmatched
+            # pair within the gate would have been matched)
+            reason, text = "merged", (f"flagged in {counts['frames_flagged']} frames; its views went into "
+                                      f"defect {near['id']}, matched to ground truth {pred_to_gt.get(near['id'])}")
         else:
             reason, text = "not_confirmed", (f"flagged in {counts['frames_flagged']} of "
                                              f"{counts['frames_in_view']} frames; its track ({near['views']} "
