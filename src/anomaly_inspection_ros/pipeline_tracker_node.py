@@ -20,6 +20,7 @@ DONE/ABORTED, it commands a hover (zero velocity).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -129,11 +130,10 @@ class PipelineTrackerNode(Node):
         return response
 
     # ------------------------------------------------------------------ detector pacing
-    def speed_cap(self, now: float, state: TrackerState = TrackerState.TRACKING) -> float:
-        """Speed limit from the detector's scoring (see :class:`DetectorPacer`), only while tracking:
-        searching for a lost pipe (and backing off) must never wait for the detector."""
-        if state != TrackerState.TRACKING:
-            return float("inf")
+    def speed_cap(self, now: float) -> float:
+        """Progress speed limit from the detector's scoring (see :class:`DetectorPacer`). The
+        tracker applies it to its progress along the pipe only: stand-off corrections,
+        clearance pushes, backing off and searching never wait for the detector."""
         cap = self.pacer.speed_cap(now, float("inf"))
         if cap == 0.0 and self.active:
             self.warner.warn("pacing", "holding position: the detector has a model but is not scoring frames yet")
@@ -187,7 +187,8 @@ class PipelineTrackerNode(Node):
         if not self.active:
             return
         try:
-            cmd = self.tracker.update(depth, self.intrinsics, pose, t)
+            cap = self.speed_cap(t)
+            cmd = self.tracker.update(depth, self.intrinsics, pose, t, speed_limit=None if math.isinf(cap) else cap)
         except ValueError as exc:
             self.warner.warn("update", f"tracker rejected frame at t={t:.3f}: {exc}")
             return
@@ -195,10 +196,6 @@ class PipelineTrackerNode(Node):
         prev_state = self.last_command.state if self.last_command is not None else None
         self.last_command = cmd
         linear = np.asarray(cmd.linear_body, dtype=float)
-        cap = self.speed_cap(t, cmd.state)
-        speed = float(np.linalg.norm(linear))
-        if speed > cap:
-            linear = linear * (cap / speed)  # same path, slower: the detector scores every ~spacing metres
         twist = Twist()
         twist.linear.x, twist.linear.y, twist.linear.z = (float(v) for v in linear)
         twist.angular.z = float(cmd.yaw_rate)

@@ -272,3 +272,29 @@ def test_distance_flown_ignores_a_hovers_oscillation() -> None:
         cmd = tracker.update(scene.render(K, uav.pose), K, uav.pose, t)
         t += 0.1
     assert cmd.distance_travelled == pytest.approx(1.0, abs=0.1)
+
+
+def test_speed_limit_slows_progress_but_never_the_standoff_correction() -> None:
+    """A detector's pacing limit (``speed_limit``) caps the progress along the pipe only: at 0
+    the UAV still backs away from a pipe it is too close to (it used to scale the whole
+    command, avoidance included)."""
+    scene = PipeScene([[0, 0, 1.2], [6, 0, 1.2]], radius=RADIUS)
+    progress, correction = {}, {}
+    for limit in (None, 0.1, 0.0):
+        tracker = PipeTracker(FAST)
+        uav = Uav(2.0, -(STANDOFF + RADIUS), 1.2, math.pi / 2)  # facing the pipe (+y), at the stand-off
+        for k in range(13):
+            cmd = tracker.update(scene.render(K, uav.pose), K, uav.pose, 0.15 * k, speed_limit=limit)
+        assert cmd.state == TrackerState.TRACKING, cmd.message
+        progress[limit] = float(cmd.linear_body[1])  # body: x towards the pipe, y along it
+        close = Uav(2.0, -(0.6 + RADIUS), 1.2, math.pi / 2)  # 0.4 m closer than the stand-off
+        cmd = tracker.update(scene.render(K, close.pose), K, close.pose, 0.15 * 13, speed_limit=limit)
+        correction[limit] = float(cmd.linear_body[0])
+    assert abs(progress[None]) > 0.3  # free: ~0.4 m/s along the pipe
+    assert 0.05 < abs(progress[0.1]) <= 0.1 + 1e-6
+    assert abs(progress[0.0]) < 0.02  # held in place along the pipe...
+    for limit, v in correction.items():
+        assert v < -0.3, (limit, v)  # ...but always backing away to the stand-off, at full gain
+    with pytest.raises(ValueError, match="speed_limit"):
+        PipeTracker(FAST).update(scene.render(K, Uav(2.0, -1.15, 1.2, math.pi / 2).pose), K,
+                                 Uav(2.0, -1.15, 1.2, math.pi / 2).pose, 0.0, speed_limit=float("nan"))

@@ -395,6 +395,7 @@ class PipeTracker:
         """Forget the pipe and the path; the next update starts a new mission."""
         self.state = TrackerState.IDLE
         self.message = "waiting for the first pipe detection"
+        self._speed = self.config.speed_mps  # progress speed along the pipe (update's speed_limit)
         self._segment: _Segment | None = None
         self._next: _Continuation | None = None
         self._sigma = 1.0
@@ -437,9 +438,18 @@ class PipeTracker:
         return None if self._segment is None else self._segment.estimate()
 
     def update(self, depth: np.ndarray, intrinsics: CameraIntrinsics, camera_pose: Pose,
-               stamp: float) -> TrackerCommand:
-        """Process one depth frame (metres, NaN = no return) and return the command."""
+               stamp: float, speed_limit: float | None = None) -> TrackerCommand:
+        """Process one depth frame (metres, NaN = no return) and return the command.
+
+        ``speed_limit`` (m/s, e.g. what lets a detector score every few centimetres) caps only
+        the progress along the pipe, never the corrections that keep the stand-off and the
+        clearance: a slow detector slows the UAV down without weakening its avoidance.
+        ``0`` holds the UAV at its place beside the pipe.
+        """
         t0 = time.perf_counter()
+        if speed_limit is not None and not (speed_limit >= 0.0):
+            raise ValueError(f"speed_limit must be >= 0 or None, got {speed_limit}")
+        self._speed = self.config.speed_mps if speed_limit is None else min(self.config.speed_mps, float(speed_limit))
         self._intrinsics = intrinsics
         depth = np.asarray(depth)
         if depth.ndim != 2:
@@ -945,7 +955,7 @@ class PipeTracker:
                 dist = cfg.standoff_m + seg.radius
                 nxt = None
         t = seg.foot(c)
-        speed = cfg.speed_mps
+        speed = self._speed
         side = seg.side
         if nxt is not None:
             t_corner = seg.foot(nxt.corner)
@@ -1111,7 +1121,7 @@ class PipeTracker:
             target = nxt.corner + dist * look
             tangent = -math.sin(phi) * e1 + math.cos(phi) * e2
         err = target - c
-        v = cfg.speed_mps * max(0.0, 1.0 - float(np.linalg.norm(err)) / 0.5) * tangent
+        v = self._speed * max(0.0, 1.0 - float(np.linalg.norm(err)) / 0.5) * tangent
         v = v + cfg.position_gain * err
         self.message = "turning round the outside of an elbow"
         return self._limit_altitude(pose, v), self._yaw_rate_to(pose, self._facing_yaw(look))
@@ -1153,7 +1163,7 @@ class PipeTracker:
             tangent = -math.sin(phi) * e1 + math.cos(phi) * e2
             target = seg.point + min(t, t_hold) * seg.direction + dist * look
             err = target - c
-            v = cfg.speed_mps * max(0.0, 1.0 - float(np.linalg.norm(err)) / 0.5) * tangent
+            v = self._speed * max(0.0, 1.0 - float(np.linalg.norm(err)) / 0.5) * tangent
             v = v + cfg.position_gain * err
             self.message = "elbow over the UAV: going round the riser below it"
         else:
@@ -1201,7 +1211,7 @@ class PipeTracker:
         tangent = -math.sin(phi) * e1 + math.cos(phi) * e2
         target = end + dist * look
         err = target - pose.position
-        v = cfg.speed_mps * max(0.0, 1.0 - float(np.linalg.norm(err)) / 0.5) * tangent
+        v = self._speed * max(0.0, 1.0 - float(np.linalg.norm(err)) / 0.5) * tangent
         v = v + cfg.position_gain * err
         self.message = "at the apparent end: going round it to look for a continuation"
         return self._limit_altitude(pose, v), self._yaw_rate_to(pose, self._facing_yaw(look))
