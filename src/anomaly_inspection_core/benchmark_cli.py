@@ -266,8 +266,74 @@ def _print_table(results: dict) -> None:
     print(f"{'peak_rss_mb':>32}: {results['peak_rss_mb']:.0f}")
 
 
+def _add_tracker_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scenario", action="append", default=None, metavar="NAME_OR_FILE",
+                        help="pipeline scenario to fly (repeatable; default: the shipped pipelines)")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[], metavar="SEED",
+                        help="also fly generated pipelines (`scenario generate --kind pipeline --seed SEED`)")
+    parser.add_argument("--params-file", type=Path, default=None,
+                        help="tracker parameters (ROS 2 parameter file, /**/pipeline_tracker; default: the UAV mission's)")
+    parser.add_argument("--clean", action="store_true", help="fly the clean twins (as the teach pass does)")
+    parser.add_argument("--max-time", type=float, default=600.0, help="simulated seconds per flight")
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON")
+
+
+SHIPPED_PIPELINES = ("pipeline_straight", "pipeline_l_riser", "pipeline_elbows")
+
+
+def run_tracker(args: argparse.Namespace) -> int:
+    """Closed-loop flights of the pipe tracker (no ROS, no latency); prints one row per pipeline."""
+    from .paths import config_dir
+    from .scenario import ScenarioError, load_scenario, parse_scenario
+    from .scenario.generate import random_pipeline_scenario
+    from .sim.flight import fly_pipe_tracker, tracker_config_from_params, tracker_params_from_file
+
+    params_file = args.params_file or config_dir() / "uav_pipeline_inspection.yaml"
+    if not Path(params_file).is_file():
+        raise CliError(f"parameter file not found: {params_file}")
+    params = tracker_params_from_file(params_file)
+    scenarios = []
+    try:
+        for name in args.scenario or (SHIPPED_PIPELINES if not args.seeds else ()):
+            scenarios.append(load_scenario(name))
+        for seed in args.seeds:
+            scenarios.append(parse_scenario(random_pipeline_scenario(seed), f"<seed {seed}>"))
+    except ScenarioError as exc:
+        raise CliError(str(exc)) from None
+    rows = []
+    for scn in scenarios:
+        if scn.pipeline is None:
+            raise CliError(f"scenario '{scn.name}' is not a pipeline")
+        if args.clean:
+            scn = scn.clean_twin()
+        try:
+            config = tracker_config_from_params(params, inspection_side=scn.pipeline.inspection_side)
+        except (TypeError, ValueError) as exc:
+            raise CliError(f"{params_file}: {exc}") from None
+        _, result = fly_pipe_tracker(scn, config, max_time_s=args.max_time, width=args.width, height=args.height)
+        rows.append(result.summary())
+        logger.info("%s: %s after %.0f s simulated (%.0f s wall)", scn.name, result.state, result.sim_time_s,
+                    result.wall_s)
+    cols = ("scenario", "state", "sim_time_s", "distance_m", "standoff_abs_err_p50_m", "standoff_abs_err_p95_m",
+            "min_clearance_m", "pipe_in_view", "update_ms_p50", "update_ms_p95")
+    print(" | ".join(f"{c:>22}" for c in cols))
+    for row in rows:
+        print(" | ".join(f"{'-' if row[c] is None else row[c]!s:>22}" for c in cols))
+    done = sum(row["state"] == "done" for row in rows)
+    print(f"completed {done}/{len(rows)}; peak_rss_mb {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0:.0f}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"machine": {"platform": platform.platform()}, "params_file": str(params_file),
+                                        "flights": rows}, indent=2) + "\n")
+    return 0 if done == len(rows) else 1
+
+
 BENCHMARK_TARGETS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "detector": ("anomaly detector accuracy (ELPV, procedural proxy sets, folders) and speed", _add_detector_arguments, run_detector),
+    "tracker": ("pipe tracker closed-loop flights in the simulated world (completion, stand-off, clearance, speed)",
+                _add_tracker_arguments, run_tracker),
 }
 
 

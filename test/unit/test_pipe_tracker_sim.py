@@ -16,48 +16,32 @@ pytest.importorskip("mujoco")
 
 
 def _fly(scn, start_offset: np.ndarray, elevation_deg: float, max_s: float, look_ahead_deg: float = 0.0,
-         inspection_side: str = "auto"):
-    """Closed loop in the MuJoCo world: the tracker's commands fly the kinematic UAV."""
-    from anomaly_inspection_core.scenario.loader import pipe_centreline
-    from anomaly_inspection_core.sim.robots import UavKinematics
-    from anomaly_inspection_core.sim.world import SimWorld
+         inspection_side: str = "auto", start_direction: str = "auto"):
+    """Closed loop in the MuJoCo world (``sim.flight``): the tracker's commands fly the UAV driver."""
+    from anomaly_inspection_core.sim.flight import fly_pipe_tracker
 
     spec = scn.pipeline
     start = scn.start_pose
-    uav = UavKinematics(Pose(start.position + start_offset, start.orientation))
     standoff = spec.standoff - spec.radius  # the scenario's stand-off is to the axis
-    tracker = PipeTracker(PipeTrackerConfig(standoff_m=standoff, speed_mps=0.4, depth_stride=2,
-                                            view_elevation_deg=elevation_deg,
-                                            riser_look_ahead_deg=look_ahead_deg, inspection_side=inspection_side))
-    centreline = pipe_centreline(spec.points, spec.bend_radius)
-    axis = centreline.at(np.arange(0.0, centreline.length, 0.02))[0]
-    log = {"errors": [], "in_view": [], "fitted": [], "elevations": [], "clearance": []}
-    dt, t = 0.1, 0.0
-    with SimWorld(scn, 320, 240) as world:
-        k = world.intrinsics
-        while t < max_s:
-            pose = uav.camera_pose()
-            frame = world.render(pose, t)
-            cmd = tracker.update(frame.depth, k, pose, t)
-            log["fitted"].append(cmd.estimate is not None)
-            dist = float(np.min(np.linalg.norm(axis - pose.position, axis=1)))
-            log["errors"].append(dist - spec.radius - standoff)
-            log["clearance"].append(dist - spec.radius)
-            uv, front = k.project(pose.inverse().transform_points(axis))
-            near = np.linalg.norm(axis - pose.position, axis=1) < 3.0
-            inside = front & near & (uv[:, 0] >= 0) & (uv[:, 0] < k.width) & (uv[:, 1] >= 0) & (uv[:, 1] < k.height)
-            log["in_view"].append(int(inside.sum()) >= 3)  # at least a few cm of the axis
-            if cmd.state in (TrackerState.DONE, TrackerState.ABORTED):
-                break
-            if spec.points[0][2] + 0.5 > pose.position[2] and pose.position[0] < spec.points[1][0] - 1.0:
-                # on the horizontal run, well before the riser: the UAV's elevation above the axis
-                foot = np.array([pose.position[0], spec.points[0][1], spec.points[0][2]])
-                u = pose.position - foot
-                log["elevations"].append(math.degrees(math.atan2(u[2], np.linalg.norm(u[:2]))))
-            uav.set_gimbal_pitch(cmd.gimbal_pitch_deg)
-            uav.step(cmd.linear_body, cmd.yaw_rate, dt)
-            t += dt
-    return tracker, cmd, log
+    config = PipeTrackerConfig(standoff_m=standoff, speed_mps=0.4, depth_stride=2, view_elevation_deg=elevation_deg,
+                               riser_look_ahead_deg=look_ahead_deg, inspection_side=inspection_side,
+                               start_direction=start_direction)
+    elevations = []
+
+    def observe(t, pose, cmd, frame) -> None:
+        if spec.points[0][2] + 0.5 > pose.position[2] and pose.position[0] < spec.points[1][0] - 1.0:
+            # on the horizontal run, well before the riser: the UAV's elevation above the axis
+            foot = np.array([pose.position[0], spec.points[0][1], spec.points[0][2]])
+            u = pose.position - foot
+            elevations.append(math.degrees(math.atan2(u[2], np.linalg.norm(u[:2]))))
+
+    tracker, result = fly_pipe_tracker(scn, config, max_time_s=max_s, width=320, height=240,
+                                       start=Pose(start.position + start_offset, start.orientation), observe=observe)
+    assert result.state != "collided", f"collided: {result.message}"
+    log = {"errors": list(result.standoff_error_m), "in_view": list(result.pipe_in_view),
+           "fitted": list(result.fitted), "elevations": elevations,
+           "clearance": list(result.standoff_error_m + standoff)}  # camera to the pipe's surface
+    return tracker, result.command, log
 
 
 @pytest.mark.parametrize("elevation_deg", [0.0, 30.0])
@@ -67,8 +51,10 @@ def test_tracker_follows_the_riser_elbow_in_the_simulated_world(elevation_deg: f
     scn = load_scenario("pipeline_l_riser")
     # 2 m before the elbow instead of the start of the 6 m run: keeps the test short
     # the riser look-ahead (off in the missions) is tried together with the elevation
+    # 4 m along the 6 m run the pipe shows about as far either way: go towards the riser (+x is
+    # the image's left for the camera facing -y)
     tracker, cmd, log = _fly(scn, np.array([4.0, 0.0, 0.0]), elevation_deg, 40.0,
-                             look_ahead_deg=25.0 if elevation_deg else 0.0)
+                             look_ahead_deg=25.0 if elevation_deg else 0.0, start_direction="left")
     assert cmd.state == TrackerState.DONE, cmd.message
     assert np.max(np.abs(log["errors"])) < 0.25
     missing = [i for i, ok in enumerate(log["in_view"]) if not ok]
@@ -140,7 +126,8 @@ def test_tracker_turns_onto_a_piece_leaving_the_riser_top_away_from_it(look_ahea
     base = load_scenario("pipeline_l_riser").clean_twin()
     points = np.vstack([base.pipeline.points, [[6.0, -2.5, 4.0]]])  # UAV on +y: -y is away
     scn = dataclasses.replace(base, pipeline=dataclasses.replace(base.pipeline, points=points))
-    tracker, cmd, log = _fly(scn, np.array([4.5, 0.0, 0.0]), 30.0, 90.0, look_ahead_deg)
+    tracker, cmd, log = _fly(scn, np.array([4.5, 0.0, 0.0]), 30.0, 90.0, look_ahead_deg,
+                             start_direction="left")  # towards the riser, as above
     assert cmd.state == TrackerState.DONE, cmd.message
     path = tracker.path
     # it went along the top piece to its end (y = -2.5), at its level (axis at z = 4.0)
@@ -174,3 +161,31 @@ def test_tracker_crosses_over_the_pipe_to_the_inspection_side() -> None:
     assert path[:, 2].max() > p0[2] + 0.7  # over the top, not under
     assert min(log["clearance"]) > 0.4
     assert np.mean(log["in_view"]) > 0.9
+
+
+def test_benchmark_reads_the_missions_tracker_parameters(tmp_path) -> None:
+    """`benchmark tracker` flies the tracker with the UAV mission's parameters (node-only ones
+    such as image_qos dropped) and names a bad parameter file."""
+    from anomaly_inspection_core.benchmark_cli import register
+    from anomaly_inspection_core.cli import CliError
+    from anomaly_inspection_core.paths import config_dir
+    from anomaly_inspection_core.sim.flight import tracker_config_from_params, tracker_params_from_file
+
+    params = tracker_params_from_file(config_dir() / "uav_pipeline_inspection.yaml")
+    assert params["standoff_m"] == 0.7 and "capture_spacing_m" in params
+    cfg = tracker_config_from_params(params, inspection_side="right")
+    assert cfg.standoff_m == 0.7 and cfg.view_elevation_deg == 30.0 and cfg.inspection_side == "right"
+    assert tracker_params_from_file(config_dir() / "uav_pipeline_inspection.yaml", node="nobody") == {}
+
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("/**/pipeline_tracker:\n  ros__parameters:\n    standoff_m: -1.0\n")
+    for argv, match in ((["--params-file", str(tmp_path / "missing.yaml")], "not found"),
+                        (["--params-file", str(bad)], "standoff_m"),
+                        (["--scenario", "workcell_casting"], "not a pipeline")):
+        args = parser.parse_args(["benchmark", "tracker", *argv])
+        with pytest.raises(CliError, match=match):
+            args.handler(args)
