@@ -302,7 +302,7 @@ def run_tracker(args: argparse.Namespace) -> int:
             scenarios.append(parse_scenario(random_pipeline_scenario(seed), f"<seed {seed}>"))
     except ScenarioError as exc:
         raise CliError(str(exc)) from None
-    rows = []
+    rows, done = [], 0
     for scn in scenarios:
         if scn.pipeline is None:
             raise CliError(f"scenario '{scn.name}' is not a pipeline")
@@ -314,6 +314,7 @@ def run_tracker(args: argparse.Namespace) -> int:
             raise CliError(f"{params_file}: {exc}") from None
         _, result = fly_pipe_tracker(scn, config, max_time_s=args.max_time, width=args.width, height=args.height)
         rows.append(result.summary())
+        done += result.completed
         logger.info("%s: %s after %.0f s simulated (%.0f s wall)", scn.name, result.state, result.sim_time_s,
                     result.wall_s)
     cols = ("scenario", "state", "sim_time_s", "distance_m", "standoff_abs_err_p50_m", "standoff_abs_err_p95_m",
@@ -321,7 +322,6 @@ def run_tracker(args: argparse.Namespace) -> int:
     print(" | ".join(f"{c:>22}" for c in cols))
     for row in rows:
         print(" | ".join(f"{'-' if row[c] is None else row[c]!s:>22}" for c in cols))
-    done = sum(row["state"] == "done" for row in rows)
     print(f"completed {done}/{len(rows)}; peak_rss_mb {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0:.0f}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -189,3 +189,23 @@ def test_benchmark_reads_the_missions_tracker_parameters(tmp_path) -> None:
         args = parser.parse_args(["benchmark", "tracker", *argv])
         with pytest.raises(CliError, match=match):
             args.handler(args)
+
+
+def test_benchmark_tracker_flies_a_pipeline_to_its_end(tmp_path) -> None:
+    """`benchmark tracker` on the short pipeline: one row per flight, DONE counted as completed
+    (exit 0), the pipe in view throughout and never closer than 0.4 m to any solid."""
+    import argparse
+    import json
+
+    from anomaly_inspection_core.benchmark_cli import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    out = tmp_path / "tracker.json"
+    args = parser.parse_args(["benchmark", "tracker", "--scenario", "pipeline_short", "--width", "320",
+                              "--height", "240", "--out", str(out)])
+    assert args.handler(args) == 0
+    (row,) = json.loads(out.read_text())["flights"]
+    assert row["scenario"] == "pipeline_short" and row["state"] == TrackerState.DONE.value
+    assert row["pipe_in_view"] > 0.95 and row["min_clearance_m"] > 0.4
+    assert row["distance_m"] > 4.0 and row["standoff_abs_err_p95_m"] < 0.15
