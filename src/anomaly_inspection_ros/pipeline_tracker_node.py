@@ -20,7 +20,6 @@ DONE/ABORTED, it commands a hover (zero velocity).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -187,8 +186,7 @@ class PipelineTrackerNode(Node):
         if not self.active:
             return
         try:
-            cap = self.speed_cap(t)
-            cmd = self.tracker.update(depth, self.intrinsics, pose, t, speed_limit=None if math.isinf(cap) else cap)
+            cmd = self.tracker.update(depth, self.intrinsics, pose, t, speed_limit=self.speed_cap(t))
         except ValueError as exc:
             self.warner.warn("update", f"tracker rejected frame at t={t:.3f}: {exc}")
             return

@@ -280,7 +280,7 @@ def test_speed_limit_slows_progress_but_never_the_standoff_correction() -> None:
     command, avoidance included)."""
     scene = PipeScene([[0, 0, 1.2], [6, 0, 1.2]], radius=RADIUS)
     progress, correction = {}, {}
-    for limit in (None, 0.1, 0.0):
+    for limit in (None, math.inf, 0.1, 0.0):
         tracker = PipeTracker(FAST)
         uav = Uav(2.0, -(STANDOFF + RADIUS), 1.2, math.pi / 2)  # facing the pipe (+y), at the stand-off
         for k in range(13):
@@ -290,7 +290,7 @@ def test_speed_limit_slows_progress_but_never_the_standoff_correction() -> None:
         close = Uav(2.0, -(0.6 + RADIUS), 1.2, math.pi / 2)  # 0.4 m closer than the stand-off
         cmd = tracker.update(scene.render(K, close.pose), K, close.pose, 0.15 * 13, speed_limit=limit)
         correction[limit] = float(cmd.linear_body[0])
-    assert abs(progress[None]) > 0.3  # free: ~0.4 m/s along the pipe
+    assert abs(progress[None]) > 0.3 and abs(progress[math.inf]) > 0.3  # free: ~0.4 m/s along the pipe
     assert 0.05 < abs(progress[0.1]) <= 0.1 + 1e-6
     assert abs(progress[0.0]) < 0.02  # held in place along the pipe...
     for limit, v in correction.items():

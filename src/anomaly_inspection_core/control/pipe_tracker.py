@@ -444,12 +444,12 @@ class PipeTracker:
         ``speed_limit`` (m/s, e.g. what lets a detector score every few centimetres) caps only
         the progress along the pipe, never the corrections that keep the stand-off and the
         clearance: a slow detector slows the UAV down without weakening its avoidance.
-        ``0`` holds the UAV at its place beside the pipe.
+        ``0`` holds the UAV at its place beside the pipe; ``None`` or ``inf``: no limit.
         """
         t0 = time.perf_counter()
         if speed_limit is not None and not (speed_limit >= 0.0):
             raise ValueError(f"speed_limit must be >= 0 or None, got {speed_limit}")
-        self._speed = self.config.speed_mps if speed_limit is None else min(self.config.speed_mps, float(speed_limit))
+        self._speed = min(self.config.speed_mps, float("inf") if speed_limit is None else float(speed_limit))
         self._intrinsics = intrinsics
         depth = np.asarray(depth)
         if depth.ndim != 2:

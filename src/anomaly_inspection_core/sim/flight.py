@@ -31,7 +31,7 @@ class FlightResult:
     """One flight's outcome and per-frame measurements (arrays have one entry per update)."""
 
     scenario: str
-    state: str  # the tracker's last state: done, aborted, ... or "collided"
+    state: str  # the tracker's last state (TrackerState value: DONE, ABORTED), "collided" or "timeout (...)"
     message: str
     sim_time_s: float
     distance_m: float
