@@ -288,7 +288,8 @@ def run_tracker(args: argparse.Namespace) -> int:
     from .paths import config_dir
     from .scenario import ScenarioError, load_scenario, parse_scenario
     from .scenario.generate import random_pipeline_scenario
-    from .sim.flight import fly_pipe_tracker, tracker_config_from_params, tracker_params_from_file
+    from .control.pipe_tracker import PipeTrackerConfig
+    from .sim.flight import fly_pipe_tracker, tracker_params_from_file
 
     params_file = args.params_file or config_dir() / "uav_pipeline_inspection.yaml"
     if not Path(params_file).is_file():
@@ -309,7 +310,8 @@ def run_tracker(args: argparse.Namespace) -> int:
         if args.clean:
             scn = scn.clean_twin()
         try:
-            config = tracker_config_from_params(params, inspection_side=scn.pipeline.inspection_side)
+            config = PipeTrackerConfig.from_dict({**params, "inspection_side": scn.pipeline.inspection_side},
+                                                 ignore_unknown=True)
         except (TypeError, ValueError) as exc:
             raise CliError(f"{params_file}: {exc}") from None
         _, result = fly_pipe_tracker(scn, config, max_time_s=args.max_time, width=args.width, height=args.height)

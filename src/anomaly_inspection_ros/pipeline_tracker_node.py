@@ -21,7 +21,7 @@ DONE/ABORTED, it commands a hover (zero velocity).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -84,13 +84,8 @@ class PipelineTrackerNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("pipeline_tracker", **kwargs)
         self.cfg = declare_config(self, TrackerNodeConfig)
-        self.tracker_cfg = PipeTrackerConfig(
-            standoff_m=self.cfg.standoff_m, standoff_tolerance_m=self.cfg.standoff_tolerance_m,
-            speed_mps=self.cfg.speed_mps, start_direction=self.cfg.start_direction,
-            search_timeout_s=self.cfg.search_timeout_s, lost_timeout_s=self.cfg.lost_timeout_s,
-            max_yaw_rate=self.cfg.max_yaw_rate, view_elevation_deg=self.cfg.view_elevation_deg,
-            no_progress_timeout_s=self.cfg.no_progress_timeout_s, riser_look_ahead_deg=self.cfg.riser_look_ahead_deg,
-            inspection_side=self.cfg.inspection_side)
+        # the node's parameters named like the tracker's are the tracker's (one name, one meaning)
+        self.tracker_cfg = PipeTrackerConfig.from_dict(asdict(self.cfg), ignore_unknown=True)
         self.tracker = PipeTracker(self.tracker_cfg)
         self.warner = ThrottledWarner(self)
         self.active = bool(self.cfg.autostart)

@@ -80,3 +80,17 @@ def test_tracker_waits_for_a_ready_detector_and_follows_its_rate(ros_context):
         assert node.speed_cap(30.0) == 0.0  # scoring stalled: hold again (the tracker still corrects)
     finally:
         node.destroy_node()
+
+
+def test_tracker_node_parameters_reach_the_tracker(ros_context):
+    """Every node parameter named like a tracker parameter configures the tracker."""
+    node = PipelineTrackerNode(context=ros_context, namespace="uav", parameter_overrides=[
+        Parameter("standoff_m", value=0.55), Parameter("inspection_side", value="right"),
+        Parameter("riser_look_ahead_deg", value=20.0), Parameter("lost_timeout_s", value=1.5)])
+    try:
+        cfg = node.tracker_cfg
+        assert (cfg.standoff_m, cfg.inspection_side, cfg.riser_look_ahead_deg, cfg.lost_timeout_s) == (
+            0.55, "right", 20.0, 1.5)
+        assert cfg.uses_gimbal and cfg.speed_mps == node.cfg.speed_mps
+    finally:
+        node.destroy_node()

@@ -91,6 +91,9 @@ def test_config_validation_names_the_field() -> None:
         PipeTrackerConfig.from_dict({"standof_m": 1.0})
     cfg = PipeTrackerConfig.from_dict({"speed_mps": 0.4, "fit": {"radius_max_m": 0.3}})
     assert cfg.speed_mps == 0.4 and cfg.fit.radius_max_m == 0.3
+    # a tracker node's own parameters (image_qos) are dropped when asked, the tracker's kept
+    cfg = PipeTrackerConfig.from_dict({"speed_mps": 0.4, "image_qos": "sensor_data"}, ignore_unknown=True)
+    assert cfg.speed_mps == 0.4
 
 
 def _fly(scene: PipeScene, uav: Uav, config: PipeTrackerConfig, max_time_s: float,

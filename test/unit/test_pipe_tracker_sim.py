@@ -169,11 +169,11 @@ def test_benchmark_reads_the_missions_tracker_parameters(tmp_path) -> None:
     from anomaly_inspection_core.benchmark_cli import register
     from anomaly_inspection_core.cli import CliError
     from anomaly_inspection_core.paths import config_dir
-    from anomaly_inspection_core.sim.flight import tracker_config_from_params, tracker_params_from_file
+    from anomaly_inspection_core.sim.flight import tracker_params_from_file
 
     params = tracker_params_from_file(config_dir() / "uav_pipeline_inspection.yaml")
     assert params["standoff_m"] == 0.7 and "capture_spacing_m" in params
-    cfg = tracker_config_from_params(params, inspection_side="right")
+    cfg = PipeTrackerConfig.from_dict({**params, "inspection_side": "right"}, ignore_unknown=True)
     assert cfg.standoff_m == 0.7 and cfg.view_elevation_deg == 30.0 and cfg.inspection_side == "right"
     assert tracker_params_from_file(config_dir() / "uav_pipeline_inspection.yaml", node="nobody") == {}
 

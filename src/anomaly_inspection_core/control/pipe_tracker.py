@@ -209,12 +209,17 @@ class PipeTrackerConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
     @classmethod
-    def from_dict(cls, data: dict) -> "PipeTrackerConfig":
-        """Build from a flat mapping (e.g. YAML); a nested ``fit`` mapping sets the fit."""
+    def from_dict(cls, data: dict, ignore_unknown: bool = False) -> "PipeTrackerConfig":
+        """Build from a flat mapping (e.g. YAML); a nested ``fit`` mapping sets the fit.
+
+        ``ignore_unknown`` drops keys that are not tracker parameters (a tracker node's own
+        parameters, e.g. ``image_qos``); otherwise they are an error."""
         data = dict(data)
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
-        if unknown:
+        if unknown and ignore_unknown:
+            data = {k: v for k, v in data.items() if k in known}
+        elif unknown:
             raise ValueError(f"unknown pipe tracker parameter(s): {', '.join(unknown)}")
         if isinstance(data.get("fit"), dict):
             fit_known = set(CylinderFitConfig.__dataclass_fields__)

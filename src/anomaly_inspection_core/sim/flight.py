@@ -11,7 +11,7 @@ Used by ``anomaly-inspection benchmark tracker`` and by the tracker's simulation
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -65,13 +65,6 @@ class FlightResult:
             "wall_s": round(self.wall_s, 1),
             "message": self.message,
         }
-
-
-def tracker_config_from_params(params: dict, **overrides) -> PipeTrackerConfig:
-    """A :class:`PipeTrackerConfig` from a tracker node's parameters (node-only ones ignored)."""
-    known = {f.name for f in fields(PipeTrackerConfig)}
-    values = {k: v for k, v in {**params, **overrides}.items() if k in known}
-    return PipeTrackerConfig(**values)
 
 
 def tracker_params_from_file(path: str | Path, node: str = "pipeline_tracker") -> dict:
@@ -141,4 +134,4 @@ def fly_pipe_tracker(scenario: Scenario, config: PipeTrackerConfig, max_time_s: 
     return tracker, result
 
 
-__all__ = ["FlightResult", "fly_pipe_tracker", "tracker_config_from_params", "tracker_params_from_file"]
+__all__ = ["FlightResult", "fly_pipe_tracker", "tracker_params_from_file"]
