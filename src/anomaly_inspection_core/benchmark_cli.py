@@ -275,6 +275,9 @@ def _add_tracker_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tracker parameters (ROS 2 parameter file, /**/pipeline_tracker; default: the UAV mission's)")
     parser.add_argument("--clean", action="store_true", help="fly the clean twins (as the teach pass does)")
     parser.add_argument("--max-time", type=float, default=600.0, help="simulated seconds per flight")
+    parser.add_argument("--speed-limit", type=float, default=None, metavar="M_PER_S",
+                        help="cap the progress along the pipe as the mission's detector pacing does "
+                             "(capture_spacing_m x scoring rate; about 0.17 m/s in the UAV mission); default: none")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON")
@@ -294,6 +297,8 @@ def run_tracker(args: argparse.Namespace) -> int:
     params_file = args.params_file or config_dir() / "uav_pipeline_inspection.yaml"
     if not Path(params_file).is_file():
         raise CliError(f"parameter file not found: {params_file}")
+    if args.speed_limit is not None and not args.speed_limit >= 0.0:
+        raise CliError(f"--speed-limit must be >= 0 m/s, got {args.speed_limit}")
     params = tracker_params_from_file(params_file)
     scenarios = []
     try:
@@ -314,13 +319,14 @@ def run_tracker(args: argparse.Namespace) -> int:
                                                  ignore_unknown=True)
         except (TypeError, ValueError) as exc:
             raise CliError(f"{params_file}: {exc}") from None
-        _, result = fly_pipe_tracker(scn, config, max_time_s=args.max_time, width=args.width, height=args.height)
+        _, result = fly_pipe_tracker(scn, config, max_time_s=args.max_time, width=args.width, height=args.height,
+                                     speed_limit=args.speed_limit)
         rows.append(result.summary())
         done += result.completed
         logger.info("%s: %s after %.0f s simulated (%.0f s wall)", scn.name, result.state, result.sim_time_s,
                     result.wall_s)
     cols = ("scenario", "state", "sim_time_s", "distance_m", "standoff_abs_err_p50_m", "standoff_abs_err_p95_m",
-            "min_clearance_m", "pipe_in_view", "update_ms_p50", "update_ms_p95")
+            "min_clearance_m", "pipe_in_view", "end_gap_m", "update_ms_p50", "update_ms_p95")
     print(" | ".join(f"{c:>22}" for c in cols))
     for row in rows:
         print(" | ".join(f"{'-' if row[c] is None else row[c]!s:>22}" for c in cols))
@@ -328,6 +334,7 @@ def run_tracker(args: argparse.Namespace) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"machine": {"platform": platform.platform()}, "params_file": str(params_file),
+                                        "speed_limit_mps": args.speed_limit,
                                         "flights": rows}, indent=2) + "\n")
     return 0 if done == len(rows) else 1
 

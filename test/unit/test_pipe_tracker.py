@@ -180,6 +180,30 @@ def test_point_beside_a_leaning_riser_is_level_with_its_foot() -> None:
     assert p[0] > 0  # still on the UAV's side
 
 
+def test_continuation_whose_corner_the_pipe_is_seen_beyond_is_dropped() -> None:
+    """A support post under an apparent end was taken for a piece going down; once the pipe
+    is seen 0.6 m or more beyond that "corner", the continuation goes (it was followed to the
+    ground before). Fits at a real elbow reach about two radii past its corner."""
+    from anomaly_inspection_core.control.cylinder_fit import CylinderEstimate
+    from anomaly_inspection_core.control.pipe_tracker import _Continuation
+
+    def seen_to(t_far: float) -> CylinderEstimate:
+        return CylinderEstimate(point=np.array([0.0, 0.0, 1.2]), direction=np.array([1.0, 0.0, 0.0]), radius=0.15,
+                                inlier_ratio=1.0, num_inliers=100, extent=(t_far - 1.0, t_far), rms_m=0.0,
+                                frame="map")
+
+    tracker = PipeTracker(PipeTrackerConfig())
+    tracker._segment = _Segment(point=np.array([0.0, 0.0, 1.2]), direction=np.array([1.0, 0.0, 0.0]),
+                                radius=0.15, side=np.array([0.0, -1.0, 0.0]), t_hi=1.0, end_seen=3, end_t=1.0)
+    tracker._next = _Continuation(corner=np.array([1.05, 0.0, 1.2]), direction=np.array([0.0, 0.0, -1.0]),
+                                  radius=0.12, side=np.array([0.0, -1.0, 0.0]), seen=4)
+    tracker._update_extent(seen_to(1.4), None)  # two radii beyond: an elbow's bend, kept
+    assert tracker._next is not None
+    assert tracker._segment.end_seen == 0  # (the end itself is withdrawn at 0.3 m, as before)
+    tracker._update_extent(seen_to(1.7), None)
+    assert tracker._next is None
+
+
 def test_pipe_that_vanishes_ends_in_aborted() -> None:
     scene = PipeScene([[0, 0, 1.2], [6, 0, 1.2]], radius=RADIUS)
     uav = Uav(2.0, -(STANDOFF + RADIUS), 1.2, math.pi / 2)

@@ -16,7 +16,7 @@ pytest.importorskip("mujoco")
 
 
 def _fly(scn, start_offset: np.ndarray, elevation_deg: float, max_s: float, look_ahead_deg: float = 0.0,
-         inspection_side: str = "auto", start_direction: str = "auto"):
+         inspection_side: str = "auto", start_direction: str = "auto", speed_limit: float | None = None):
     """Closed loop in the MuJoCo world (``sim.flight``): the tracker's commands fly the UAV driver."""
     from anomaly_inspection_core.sim.flight import fly_pipe_tracker
 
@@ -36,7 +36,8 @@ def _fly(scn, start_offset: np.ndarray, elevation_deg: float, max_s: float, look
             elevations.append(math.degrees(math.atan2(u[2], np.linalg.norm(u[:2]))))
 
     tracker, result = fly_pipe_tracker(scn, config, max_time_s=max_s, width=320, height=240,
-                                       start=Pose(start.position + start_offset, start.orientation), observe=observe)
+                                       start=Pose(start.position + start_offset, start.orientation), observe=observe,
+                                       speed_limit=speed_limit)
     assert result.state != "collided", f"collided: {result.message}"
     log = {"errors": list(result.standoff_error_m), "in_view": list(result.pipe_in_view),
            "fitted": list(result.fitted), "elevations": elevations,
@@ -140,6 +141,44 @@ def test_tracker_turns_onto_a_piece_leaving_the_riser_top_away_from_it(look_ahea
     assert np.mean(log["in_view"]) > 0.9
 
 
+def test_tracker_paced_climb_turns_at_a_riser_top_whose_next_piece_runs_straight_away() -> None:
+    """Unseen random pipeline 13's first riser, climbed at the mission's detector pacing.
+
+    The UAV climbs straight behind the riser (on the side the next piece leaves from) at
+    0.17 m/s, the speed the detector's scoring rate allowed. Each frame near the top held
+    the elbow and the next piece and each fit leaned a few degrees towards it; fused one
+    after the other over the slow climb, they turned the riser's model 50 degrees onto the
+    next piece, the corner never came closer and the inspection pass aborted at the top
+    (the unpaced teach pass had passed). The settled model's direction is now kept once
+    its end is in view.
+    """
+    from anomaly_inspection_core.scenario import parse_scenario
+    from anomaly_inspection_core.scenario.generate import random_pipeline_scenario
+    from anomaly_inspection_core.sim.flight import fly_pipe_tracker
+
+    data = random_pipeline_scenario(13)
+    # the riser and 3 m of the piece leaving its top (-x, away from the UAV at +x)
+    data["pipeline"]["points"] = [[0.0, 0.0, 1.773], [-0.238, 3.3, 1.773], [-0.238, 3.3, 4.194],
+                                  [-3.238, 3.084, 4.194]]
+    data["defects"] = []
+    scn = parse_scenario(data, "<random pipeline 13, cut>")
+    eye = np.array([0.7, 3.38, 3.0])  # beside the riser, 1.2 m below its top, facing it
+    yaw = math.atan2(3.3 - eye[1], -0.238 - eye[0])
+    start = Pose(eye, np.array([0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)]))
+    config = PipeTrackerConfig(standoff_m=0.7, speed_mps=0.4, min_clearance_m=0.8, depth_stride=2,
+                               view_elevation_deg=30.0, start_direction="up", inspection_side="right")
+    tracker, result = fly_pipe_tracker(scn, config, max_time_s=120.0, width=320, height=240, start=start,
+                                       speed_limit=0.17)
+    assert result.state == TrackerState.DONE.value, f"{result.state}: {result.message}"
+    path = tracker.path
+    # along the top piece to its end (x = -3.24), at its level (axis z = 4.19)
+    beside = path[path[:, 0] < -1.0]
+    assert len(beside) > 10 and path[:, 0].min() < -3.0
+    assert np.all(np.abs(beside[:, 2] - 4.19) < 1.0)
+    assert result.clearance_m.min() > 0.4
+    assert result.pipe_in_view.mean() > 0.9
+
+
 def test_tracker_crosses_over_the_pipe_to_the_inspection_side() -> None:
     """Started on the pipe's left with the right side asked for (as after a riser that left it
     on the wrong side), the UAV crosses over the pipe's top and inspects from the right."""
@@ -185,7 +224,8 @@ def test_benchmark_reads_the_missions_tracker_parameters(tmp_path) -> None:
     bad.write_text("/**/pipeline_tracker:\n  ros__parameters:\n    standoff_m: -1.0\n")
     for argv, match in ((["--params-file", str(tmp_path / "missing.yaml")], "not found"),
                         (["--params-file", str(bad)], "standoff_m"),
-                        (["--scenario", "workcell_casting"], "not a pipeline")):
+                        (["--scenario", "workcell_casting"], "not a pipeline"),
+                        (["--speed-limit", "-0.1"], "speed-limit")):
         args = parser.parse_args(["benchmark", "tracker", *argv])
         with pytest.raises(CliError, match=match):
             args.handler(args)
@@ -203,9 +243,12 @@ def test_benchmark_tracker_flies_a_pipeline_to_its_end(tmp_path) -> None:
     register(parser.add_subparsers(dest="command"))
     out = tmp_path / "tracker.json"
     args = parser.parse_args(["benchmark", "tracker", "--scenario", "pipeline_short", "--width", "320",
-                              "--height", "240", "--out", str(out)])
+                              "--height", "240", "--speed-limit", "0.3", "--out", str(out)])
     assert args.handler(args) == 0
-    (row,) = json.loads(out.read_text())["flights"]
+    result = json.loads(out.read_text())
+    assert result["speed_limit_mps"] == 0.3  # the mission's detector pacing, reproduced
+    (row,) = result["flights"]
     assert row["scenario"] == "pipeline_short" and row["state"] == TrackerState.DONE.value
     assert row["pipe_in_view"] > 0.95 and row["min_clearance_m"] > 0.4
     assert row["distance_m"] > 4.0 and row["standoff_abs_err_p95_m"] < 0.15
+    assert row["end_gap_m"] < 1.5  # DONE at the pipe's real end, not a false one

@@ -329,6 +329,8 @@ class _Segment:
     #: the corner this piece was turned onto at (map frame); None for the first piece
     corner: np.ndarray | None = None
     agreed: int = 0  # fits in a row within ``fuse_max_angle_deg`` of the model
+    #: a settled riser whose top is in view keeps its direction (see ``PipeTracker._fuse``)
+    direction_locked: bool = False
 
     def foot(self, p: np.ndarray) -> float:
         return float(np.dot(p - self.point, self.direction))
@@ -704,8 +706,24 @@ class PipeTracker:
         # express the measured axis at the point nearest the current model point
         p_meas = est_map.point + np.dot(seg.point - est_map.point, d_meas) * d_meas
         old_point = seg.point
-        seg.direction = _unit((1 - a) * seg.direction + a * d_meas)
-        seg.point = (1 - a) * seg.point + a * p_meas
+        # once a riser's top is in view, the view holds the elbow and the next piece too and
+        # every fit leans a few degrees towards it: fused frame after frame (each fit within
+        # the settled model's tolerance of the last, or loosely after a short loss) they
+        # turned the riser's model 50 degrees onto the next piece during a slow, paced climb,
+        # and the corner then never came closer. A straight riser does not bend: a settled
+        # riser's direction is locked when its end comes into view (until the end is withdrawn).
+        if seg.end_seen > 0 and seg.agreed >= 15 and abs(float(seg.direction[2])) > 0.8:
+            seg.direction_locked = True
+        if not seg.direction_locked:
+            seg.direction = _unit((1 - a) * seg.direction + a * d_meas)
+            seg.point = (1 - a) * seg.point + a * p_meas
+        else:
+            # shifted sideways by the offset measured where the pipe is seen, not at the
+            # model's point metres below, where a fit a few degrees off lies far off
+            m = seg.point + np.dot(est_map.point - seg.point, seg.direction) * seg.direction
+            q = est_map.point + np.dot(m - est_map.point, d_meas) * d_meas
+            off = q - m
+            seg.point = seg.point + a * (off - np.dot(off, seg.direction) * seg.direction)
         seg.radius = (1 - a) * seg.radius + a * est_map.radius
         # keep t_hi referring to the same place along the pipe
         shift = float(np.dot(seg.point - old_point, seg.direction))
@@ -738,6 +756,14 @@ class PipeTracker:
             _LOG.debug("end at %.2f m withdrawn: pipe seen to %.2f m", seg.end_t, seg.t_hi)
             seg.end_seen = 0
             seg.end_t = -math.inf
+            seg.direction_locked = False
+        nxt = self._next
+        if nxt is not None and seg.foot(nxt.corner) < seg.t_hi - max(0.6, 3.5 * seg.radius):
+            # nor is a "continuation" whose corner the pipe was since seen well beyond (a
+            # support post under the pipe, taken for a piece going down at an apparent end,
+            # was followed to the ground). Fits at a real elbow reach ~2 radii past its corner.
+            _LOG.debug("continuation at %.2f m dropped: pipe seen to %.2f m", seg.foot(nxt.corner), seg.t_hi)
+            self._next = None
 
     def _end_in_view(self, pose: Pose, intrinsics: CameraIntrinsics) -> bool:
         """Whether the axis just beyond the farthest seen point projects inside the image."""
@@ -793,7 +819,10 @@ class PipeTracker:
         if np.linalg.norm(pa - pb) > max(0.1, 0.5 * seg.radius) + 0.08:
             _LOG.debug("continuation: axes %.2f m apart", np.linalg.norm(pa - pb))
             return
-        if not (seg.t_hi - 0.15 <= ta <= seg.t_hi + cfg.corner_max_gap_m):
+        # a riser's next piece, seen from beside the riser, runs away from or towards the
+        # camera: its oblique fit puts the corner up to a radius low (no supports stand on risers)
+        slack = 0.15 + (seg.radius if abs(float(d[2])) > 0.8 else 0.0)
+        if not (seg.t_hi - slack <= ta <= seg.t_hi + cfg.corner_max_gap_m):
             # crosses the followed pipe elsewhere: a support or clutter
             _LOG.debug("continuation: corner at %.2f, end at %.2f", ta, seg.t_hi)
             return
@@ -1066,6 +1095,12 @@ class PipeTracker:
         cfg = self.config
         c = pose.position
         up = seg.up()
+        if up is None:
+            # the model turned steep (a riser after all): no top to cross over
+            self._cross_t = None
+            self.message = "crossing over abandoned: the pipe is steep here"
+            _LOG.warning(self.message)
+            return self._follow(pose)
         goal = 180.0 - cfg.view_elevation_deg
         e = seg.elevation_of(c)
         if e < -90.0:

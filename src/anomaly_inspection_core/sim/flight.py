@@ -42,6 +42,8 @@ class FlightResult:
     update_ms: np.ndarray = field(repr=False)
     wall_s: float = 0.0
     command: TrackerCommand | None = field(default=None, repr=False)  # the tracker's last command
+    #: the camera's last position to the pipe's far end (a DONE far from it ended at a false end)
+    end_gap_m: float = float("nan")
 
     @property
     def completed(self) -> bool:
@@ -59,6 +61,7 @@ class FlightResult:
             "standoff_abs_err_p95_m": round(float(np.percentile(err, 95)), 3) if err.size else None,
             "min_clearance_m": round(float(self.clearance_m.min()), 3) if self.clearance_m.size else None,
             "pipe_in_view": round(float(self.pipe_in_view.mean()), 3) if self.pipe_in_view.size else None,
+            "end_gap_m": round(self.end_gap_m, 2),
             "fitted": round(float(self.fitted.mean()), 3) if self.fitted.size else None,
             "update_ms_p50": round(float(np.median(ms)), 1) if ms.size else None,
             "update_ms_p95": round(float(np.percentile(ms, 95)), 1) if ms.size else None,
@@ -80,9 +83,11 @@ def tracker_params_from_file(path: str | Path, node: str = "pipeline_tracker") -
 
 def fly_pipe_tracker(scenario: Scenario, config: PipeTrackerConfig, max_time_s: float = 600.0, dt: float = 0.1,
                      width: int = 640, height: int = 480, start: Pose | None = None,
-                     observe: Observer | None = None) -> tuple[PipeTracker, FlightResult]:
+                     observe: Observer | None = None, speed_limit: float | None = None
+                     ) -> tuple[PipeTracker, FlightResult]:
     """Fly ``scenario``'s UAV with a :class:`PipeTracker` until DONE, ABORTED, a collision or
-    ``max_time_s`` of simulated time. ``start`` replaces the scenario's start pose."""
+    ``max_time_s`` of simulated time. ``start`` replaces the scenario's start pose;
+    ``speed_limit`` is passed to every update (the mission's detector pacing)."""
     from ..scenario.loader import pipe_centreline
     from .drivers import UavDriver
     from .world import SimWorld
@@ -102,7 +107,7 @@ def fly_pipe_tracker(scenario: Scenario, config: PipeTrackerConfig, max_time_s: 
             pose = robot.camera_pose()
             frame = world.render(pose, t)
             t0 = time.perf_counter()
-            cmd = tracker.update(frame.depth, k, pose, t)
+            cmd = tracker.update(frame.depth, k, pose, t, speed_limit=speed_limit)
             update_ms.append((time.perf_counter() - t0) * 1e3)
             dist = np.linalg.norm(axis_pts - pose.position, axis=1)
             errors.append(float(dist.min()) - spec.radius - config.standoff_m)
@@ -123,6 +128,7 @@ def fly_pipe_tracker(scenario: Scenario, config: PipeTrackerConfig, max_time_s: 
             robot.set_gimbal_pitch(cmd.gimbal_pitch_deg)
             robot.step(dt)
             t += dt
+        end_gap = float(np.linalg.norm(robot.camera_pose().position - axis_pts[-1]))
     if state is None:
         state = "timeout" if cmd is None else f"timeout ({cmd.state.value})"
     result = FlightResult(
@@ -130,7 +136,7 @@ def fly_pipe_tracker(scenario: Scenario, config: PipeTrackerConfig, max_time_s: 
         distance_m=float(cmd.distance_travelled) if cmd is not None else 0.0,
         standoff_error_m=np.asarray(errors), clearance_m=np.asarray(clearance), pipe_in_view=np.asarray(in_view, bool),
         fitted=np.asarray(fitted, bool), update_ms=np.asarray(update_ms), wall_s=time.perf_counter() - wall0,
-        command=cmd)
+        command=cmd, end_gap_m=end_gap)
     return tracker, result
 
 
