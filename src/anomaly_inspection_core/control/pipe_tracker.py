@@ -758,10 +758,13 @@ class PipeTracker:
             seg.end_t = -math.inf
             seg.direction_locked = False
         nxt = self._next
-        if nxt is not None and seg.foot(nxt.corner) < seg.t_hi - max(0.6, 3.5 * seg.radius):
-            # nor is a "continuation" whose corner the pipe was since seen well beyond (a
-            # support post under the pipe, taken for a piece going down at an apparent end,
-            # was followed to the ground). Fits at a real elbow reach ~2 radii past its corner.
+        if (nxt is not None and float(nxt.direction[2]) < -0.8
+                and seg.foot(nxt.corner) < seg.t_hi - max(0.6, 3.5 * seg.radius)):
+            # nor is a "continuation" going down whose corner the pipe was since seen well
+            # beyond (a support post under the pipe, taken for a piece going down at an
+            # apparent end, was followed to the ground). Fits at a real elbow reach ~2 radii
+            # past its corner; a run's model drifting onto the next piece at an inside turn
+            # also "sees" the pipe beyond it, so level continuations are never dropped here.
             _LOG.debug("continuation at %.2f m dropped: pipe seen to %.2f m", seg.foot(nxt.corner), seg.t_hi)
             self._next = None
 
