@@ -332,6 +332,11 @@ class _Segment:
     #: a settled riser whose top is in view keeps its direction (see ``PipeTracker._fuse``)
     direction_locked: bool = False
 
+    @property
+    def is_riser(self) -> bool:
+        """Steeper than |d_z| > 0.8, the one riser test used everywhere here."""
+        return abs(float(self.direction[2])) > 0.8
+
     def foot(self, p: np.ndarray) -> float:
         return float(np.dot(p - self.point, self.direction))
 
@@ -703,8 +708,6 @@ class PipeTracker:
         a = self.config.smoothing if seg.fits >= 5 else max(0.7, self.config.smoothing)
         seg.fits += 1
         d_meas = est_map.direction if np.dot(est_map.direction, seg.direction) >= 0 else -est_map.direction
-        # express the measured axis at the point nearest the current model point
-        p_meas = est_map.point + np.dot(seg.point - est_map.point, d_meas) * d_meas
         old_point = seg.point
         # once a riser's top is in view, the view holds the elbow and the next piece too and
         # every fit leans a few degrees towards it: fused frame after frame (each fit within
@@ -712,9 +715,11 @@ class PipeTracker:
         # turned the riser's model 50 degrees onto the next piece during a slow, paced climb,
         # and the corner then never came closer. A straight riser does not bend: a settled
         # riser's direction is locked when its end comes into view (until the end is withdrawn).
-        if seg.end_seen > 0 and seg.agreed >= 15 and abs(float(seg.direction[2])) > 0.8:
+        if seg.end_seen > 0 and seg.agreed >= 15 and seg.is_riser:
             seg.direction_locked = True
         if not seg.direction_locked:
+            # the measured axis at the point nearest the current model point
+            p_meas = est_map.point + np.dot(seg.point - est_map.point, d_meas) * d_meas
             seg.direction = _unit((1 - a) * seg.direction + a * d_meas)
             seg.point = (1 - a) * seg.point + a * p_meas
         else:
@@ -739,7 +744,7 @@ class PipeTracker:
         # side stays perpendicular to the (refined) axis; a riser keeps its horizontal side
         # as chosen: re-projecting it on the tilted axes of its first, elbow-biased fits
         # would turn it back towards the run before
-        if abs(float(seg.direction[2])) <= 0.8:
+        if not seg.is_riser:
             s = seg.side - np.dot(seg.side, seg.direction) * seg.direction
             if np.linalg.norm(s) > 1e-6:
                 seg.side = _unit(s)
@@ -824,7 +829,7 @@ class PipeTracker:
             return
         # a riser's next piece, seen from beside the riser, runs away from or towards the
         # camera: its oblique fit puts the corner up to a radius low (no supports stand on risers)
-        slack = 0.15 + (seg.radius if abs(float(d[2])) > 0.8 else 0.0)
+        slack = 0.15 + (seg.radius if seg.is_riser else 0.0)
         if not (seg.t_hi - slack <= ta <= seg.t_hi + cfg.corner_max_gap_m):
             # crosses the followed pipe elsewhere: a support or clutter
             _LOG.debug("continuation: corner at %.2f, end at %.2f", ta, seg.t_hi)
@@ -844,7 +849,7 @@ class PipeTracker:
         side = self._side_for(direction, corner, pose.position, previous=seg.side,
                              previous_direction=seg.direction, radius=b.radius)
         safe_side = None
-        if cfg.riser_look_ahead_deg > 0 and float(direction[2]) > 0.8 and abs(float(seg.direction[2])) <= 0.8:
+        if cfg.riser_look_ahead_deg > 0 and float(direction[2]) > 0.8 and not seg.is_riser:
             # a riser from a run: flown on the run's side (the defects of its lower part face
             # that way) until its end is in view, then on the turned side, clear of any piece
             # that comes back over the UAV at its end
@@ -984,7 +989,7 @@ class PipeTracker:
             return self._cross_over(pose, seg, dist)
         if nxt is not None:
             inside = float(np.dot(seg.side, nxt.direction)) > 0.5
-            riser = abs(float(seg.direction[2])) > 0.8
+            riser = seg.is_riser
             late = inside and not riser and seg.foot(c) >= seg.foot(nxt.corner) - dist - 0.1
             switched = self._maybe_switch(c, nxt, force=late)
             if switched:
@@ -997,7 +1002,7 @@ class PipeTracker:
         if nxt is not None:
             t_corner = seg.foot(nxt.corner)
             inside = float(np.dot(seg.side, nxt.direction)) > 0.5
-            if inside and abs(float(seg.direction[2])) > 0.8:
+            if inside and seg.is_riser:
                 return self._turn_under(pose, nxt)
             if not inside and (nxt.orbiting or t >= t_corner + self._turn_overshoot(seg, nxt)):
                 nxt.orbiting = True
@@ -1135,7 +1140,7 @@ class PipeTracker:
     def _turn_overshoot(self, seg: _Segment, nxt: _Continuation) -> float:
         """How far beyond the corner (along the followed piece) the UAV goes before orbiting it."""
         cfg = self.config
-        if abs(float(seg.direction[2])) <= 0.8:
+        if not seg.is_riser:
             return 0.0
         if seg.direction[2] > 0:
             return cfg.riser_turn_overshoot_m
