@@ -16,7 +16,7 @@ pytest.importorskip("mujoco")
 
 
 def _fly(scn, start_offset: np.ndarray, elevation_deg: float, max_s: float, look_ahead_deg: float = 0.0,
-         inspection_side: str = "auto", start_direction: str = "auto", speed_limit: float | None = None):
+         inspection_side: str = "auto", start_direction: str = "auto"):
     """Closed loop in the MuJoCo world (``sim.flight``): the tracker's commands fly the UAV driver."""
     from anomaly_inspection_core.sim.flight import fly_pipe_tracker
 
@@ -36,8 +36,7 @@ def _fly(scn, start_offset: np.ndarray, elevation_deg: float, max_s: float, look
             elevations.append(math.degrees(math.atan2(u[2], np.linalg.norm(u[:2]))))
 
     tracker, result = fly_pipe_tracker(scn, config, max_time_s=max_s, width=320, height=240,
-                                       start=Pose(start.position + start_offset, start.orientation), observe=observe,
-                                       speed_limit=speed_limit)
+                                       start=Pose(start.position + start_offset, start.orientation), observe=observe)
     assert result.state != "collided", f"collided: {result.message}"
     log = {"errors": list(result.standoff_error_m), "in_view": list(result.pipe_in_view),
            "fitted": list(result.fitted), "elevations": elevations,

@@ -61,7 +61,7 @@ class FlightResult:
             "standoff_abs_err_p95_m": round(float(np.percentile(err, 95)), 3) if err.size else None,
             "min_clearance_m": round(float(self.clearance_m.min()), 3) if self.clearance_m.size else None,
             "pipe_in_view": round(float(self.pipe_in_view.mean()), 3) if self.pipe_in_view.size else None,
-            "end_gap_m": round(self.end_gap_m, 2),
+            "end_gap_m": round(self.end_gap_m, 2) if np.isfinite(self.end_gap_m) else None,
             "fitted": round(float(self.fitted.mean()), 3) if self.fitted.size else None,
             "update_ms_p50": round(float(np.median(ms)), 1) if ms.size else None,
             "update_ms_p95": round(float(np.percentile(ms, 95)), 1) if ms.size else None,
