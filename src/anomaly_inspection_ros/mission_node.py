@@ -42,6 +42,9 @@ class MissionFailed(RuntimeError):
 class MissionNodeConfig:
     robot: str = "uav"
     teach: bool = field(default=True, metadata={"help": "teach the detector on the clean twin first"})
+    teach_passes: int = field(default=1, metadata={
+        "help": "teach passes over the clean twin, one after the other (the light changes meanwhile: "
+                "the model learns each place under more than one sun position)"})
     output_dir: str = ""
     service_timeout_s: float = 180.0  # a loaded 2-core machine can take minutes to start a node and build a world
     pass_timeout_s: float = field(default=600.0, metadata={"help": "wall-clock limit of one pass"})
@@ -52,6 +55,19 @@ class MissionNodeConfig:
                 "pass's distance + route_slack_m (it no longer follows the taught route); 0 = off"})
     route_slack_m: float = 3.0
     progress_period_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.teach_passes < 1:
+            raise ValueError(f"teach_passes must be >= 1, got {self.teach_passes}")
+
+
+def pass_ended(state: str, has_run: bool) -> bool:
+    """Whether a pass is over, its driver reporting ``state`` (idle|running|done|aborted).
+
+    "done" counts only once the driver has reported "running" in this pass: the last status
+    of the pass before (a second teach pass starts right after the first) must not end it.
+    """
+    return state == "aborted" or (has_run and state == "done")
 
 
 def route_exceeded(travelled_m: Optional[float], taught_m: Optional[float], factor: float,
@@ -191,11 +207,15 @@ class MissionNode(Node):
         taught = self.taught_m if name == "inspection" else None
         astray: list[str] = []
 
+        running = [False]
+
         def finished() -> bool:
             why = route_exceeded(self._driver_distance(), taught, self.cfg.route_factor, self.cfg.route_slack_m)
             if why:
                 astray.append(why)
-            return bool(astray) or self._driver_state()[0] in ("done", "aborted")
+            state = self._driver_state()[0]
+            running[0] = running[0] or state == "running"
+            return bool(astray) or pass_ended(state, running[0])
 
         self._call(f"{self.driver}/start")
         self._wait(f"the {name} pass", finished, self.cfg.pass_timeout_s, self._progress)
@@ -228,9 +248,12 @@ class MissionNode(Node):
         try:
             if self.cfg.teach:
                 self._log("phase 1/3: teach pass over the clean twin")
-                self._call("sim/load_clean")
                 self._call("detector/teach", SetBool.Request(data=True))
-                self._run_pass("teach")
+                for k in range(self.cfg.teach_passes):
+                    if self.cfg.teach_passes > 1:
+                        self._log(f"teach pass {k + 1} of {self.cfg.teach_passes}")
+                    self._call("sim/load_clean")  # the robot back at the start; the simulated clock runs on
+                    self._run_pass("teach")
                 self._call("detector/teach", SetBool.Request(data=False))
                 self._log("fitting the anomaly model on the taught frames (simulation paused meanwhile)")
                 self._call("sim/pause", SetBool.Request(data=True))

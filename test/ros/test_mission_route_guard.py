@@ -1,4 +1,4 @@
-"""The mission stops an inspection pass that travels far beyond the taught route."""
+"""The mission stops an inspection pass that travels far beyond the taught route, and ends a pass on its own driver status."""
 
 import math
 
@@ -25,3 +25,20 @@ def test_far_beyond_the_taught_route_is_reported():
 ])
 def test_no_verdict_without_a_reference(travelled, taught, factor):
     assert route_exceeded(travelled, taught, factor, 3.0) is None
+
+
+def test_a_pass_ends_on_done_only_after_it_ran():
+    from anomaly_inspection_ros.mission_node import pass_ended
+
+    assert not pass_ended("done", has_run=False)  # the last status of the pass before
+    assert not pass_ended("running", has_run=True)
+    assert pass_ended("done", has_run=True)
+    assert pass_ended("aborted", has_run=False)  # a driver that fails at once still ends it
+
+
+def test_teach_passes_must_be_at_least_one():
+    from anomaly_inspection_ros.mission_node import MissionNodeConfig
+
+    assert MissionNodeConfig(teach_passes=2).teach_passes == 2
+    with pytest.raises(ValueError, match="teach_passes"):
+        MissionNodeConfig(teach_passes=0)
