@@ -278,6 +278,9 @@ def _add_tracker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed-limit", type=float, default=None, metavar="M_PER_S",
                         help="cap the progress along the pipe as the mission's detector pacing does "
                              "(capture_spacing_m x scoring rate; about 0.17 m/s in the UAV mission); default: none")
+    parser.add_argument("--delay-steps", type=int, default=0, metavar="N",
+                        help="apply each command N frames (0.1 s each) late, as the ROS graph's transport "
+                             "and processing latency does (the mission: 1-2); default: 0, the best case")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON")
@@ -299,6 +302,8 @@ def run_tracker(args: argparse.Namespace) -> int:
         raise CliError(f"parameter file not found: {params_file}")
     if args.speed_limit is not None and not args.speed_limit >= 0.0:
         raise CliError(f"--speed-limit must be >= 0 m/s, got {args.speed_limit}")
+    if args.delay_steps < 0:
+        raise CliError(f"--delay-steps must be >= 0, got {args.delay_steps}")
     params = tracker_params_from_file(params_file)
     scenarios = []
     try:
@@ -320,7 +325,7 @@ def run_tracker(args: argparse.Namespace) -> int:
         except (TypeError, ValueError) as exc:
             raise CliError(f"{params_file}: {exc}") from None
         _, result = fly_pipe_tracker(scn, config, max_time_s=args.max_time, width=args.width, height=args.height,
-                                     speed_limit=args.speed_limit)
+                                     speed_limit=args.speed_limit, delay_steps=args.delay_steps)
         rows.append(result.summary())
         done += result.completed
         logger.info("%s: %s after %.0f s simulated (%.0f s wall)", scn.name, result.state, result.sim_time_s,
@@ -334,7 +339,7 @@ def run_tracker(args: argparse.Namespace) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"machine": {"platform": platform.platform()}, "params_file": str(params_file),
-                                        "speed_limit_mps": args.speed_limit,
+                                        "speed_limit_mps": args.speed_limit, "delay_steps": args.delay_steps,
                                         "flights": rows}, indent=2) + "\n")
     return 0 if done == len(rows) else 1
 

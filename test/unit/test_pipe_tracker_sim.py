@@ -178,6 +178,43 @@ def test_tracker_paced_climb_turns_at_a_riser_top_whose_next_piece_runs_straight
     assert result.pipe_in_view.mean() > 0.9
 
 
+def test_tracker_turns_onto_the_piece_beyond_an_inside_turn_with_commands_applied_late() -> None:
+    """The first (inside) turn of ``pipeline_elbows``, flown as the mission flies it: the
+    mission's tracker parameters, its detector pacing (0.17 m/s) and every command applied
+    two frames late, as in the ROS graph.
+
+    Just after the turn the view still held mostly the piece left behind; fits that took in
+    its points turned the new piece's young model back onto it within three frames, and the
+    UAV followed the old piece into the new one (two of three inspection passes collided
+    there). The old piece's points are now kept out of the fits until the new model settles.
+    """
+    import yaml
+
+    from anomaly_inspection_core.paths import config_dir
+    from anomaly_inspection_core.scenario import parse_scenario
+    from anomaly_inspection_core.sim.flight import fly_pipe_tracker, tracker_params_from_file
+
+    data = yaml.safe_load((config_dir() / "scenarios" / "pipeline_elbows.yaml").read_text(encoding="utf-8"))
+    data["pipeline"]["points"] = [[0.0, 0.0, 1.5], [5.0, 0.0, 1.5], [5.0, 3.0, 1.5]]  # the first turn only
+    data["defects"] = []
+    scn = parse_scenario(data, "<pipeline_elbows, first turn>")
+    params = tracker_params_from_file(config_dir() / "uav_pipeline_inspection.yaml")
+    config = PipeTrackerConfig.from_dict({**params, "inspection_side": "left", "start_direction": "left"},
+                                         ignore_unknown=True)
+    s = scn.start_pose  # a body pose beside the first piece (+y), facing it
+    start = Pose(s.position + np.array([3.0, 0.0, 0.0]), s.orientation)  # 2 m before the turn
+    tracker, result = fly_pipe_tracker(scn, config, max_time_s=70.0, width=320, height=240, start=start,
+                                       speed_limit=0.17, delay_steps=2)
+    assert result.state == TrackerState.DONE.value, f"{result.state}: {result.message}"
+    assert result.clearance_m.min() > 0.4
+    path = tracker.path
+    # along the second piece (axis x = 5, +y) on its left (-x), at the stand-off
+    beside = path[(path[:, 1] > 1.0) & (path[:, 1] < 2.5)]
+    assert len(beside) > 20 and np.all(beside[:, 0] < 4.6)
+    assert path[:, 1].max() > 2.5
+    assert result.pipe_in_view.mean() > 0.9
+
+
 def test_tracker_crosses_over_the_pipe_to_the_inspection_side() -> None:
     """Started on the pipe's left with the right side asked for (as after a riser that left it
     on the wrong side), the UAV crosses over the pipe's top and inspects from the right."""
@@ -224,7 +261,8 @@ def test_benchmark_reads_the_missions_tracker_parameters(tmp_path) -> None:
     for argv, match in ((["--params-file", str(tmp_path / "missing.yaml")], "not found"),
                         (["--params-file", str(bad)], "standoff_m"),
                         (["--scenario", "workcell_casting"], "not a pipeline"),
-                        (["--speed-limit", "-0.1"], "speed-limit")):
+                        (["--speed-limit", "-0.1"], "speed-limit"),
+                        (["--delay-steps", "-1"], "delay-steps")):
         args = parser.parse_args(["benchmark", "tracker", *argv])
         with pytest.raises(CliError, match=match):
             args.handler(args)
@@ -242,10 +280,11 @@ def test_benchmark_tracker_flies_a_pipeline_to_its_end(tmp_path) -> None:
     register(parser.add_subparsers(dest="command"))
     out = tmp_path / "tracker.json"
     args = parser.parse_args(["benchmark", "tracker", "--scenario", "pipeline_short", "--width", "320",
-                              "--height", "240", "--speed-limit", "0.3", "--out", str(out)])
+                              "--height", "240", "--speed-limit", "0.3", "--delay-steps", "1", "--out", str(out)])
     assert args.handler(args) == 0
     result = json.loads(out.read_text())
     assert result["speed_limit_mps"] == 0.3  # the mission's detector pacing, reproduced
+    assert result["delay_steps"] == 1  # and its latency
     (row,) = result["flights"]
     assert row["scenario"] == "pipeline_short" and row["state"] == TrackerState.DONE.value
     assert row["pipe_in_view"] > 0.95 and row["min_clearance_m"] > 0.4

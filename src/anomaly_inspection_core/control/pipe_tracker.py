@@ -329,6 +329,9 @@ class _Segment:
     #: the corner this piece was turned onto at (map frame); None for the first piece
     corner: np.ndarray | None = None
     agreed: int = 0  # fits in a row within ``fuse_max_angle_deg`` of the model
+    #: fits in a row a settled model did not fuse, all within ``fuse_max_angle_deg`` of the first
+    rejected: int = 0
+    rejected_direction: np.ndarray | None = None
     #: a settled riser whose top is in view keeps its direction (see ``PipeTracker._fuse``)
     direction_locked: bool = False
 
@@ -410,6 +413,9 @@ class PipeTracker:
         self._speed = self.config.speed_mps  # progress speed along the pipe (update's speed_limit)
         self._segment: _Segment | None = None
         self._next: _Continuation | None = None
+        #: the piece just left at the last turn if it was an inside one (its points are kept
+        #: out of the fits of the piece turned onto: see ``_off_previous_piece``)
+        self._previous: _Segment | None = None
         self._sigma = 1.0
         self._last_fit_stamp: float | None = None
         self._start_stamp: float | None = None
@@ -625,10 +631,23 @@ class PipeTracker:
                 point=inv.transform_points(seg.point)[0], direction=inv.rotation @ seg.direction,
                 radius=seg.radius, max_angle_deg=max_angle,
                 max_axis_offset_m=0.6 if loose else 0.3)
-        result = fit_cylinder_oriented(op, cfg.fit, prior=prior, rng=self._rng)
+        keep = self._off_previous_piece(op, pose)
+        result = None
+        if keep is not None:
+            result = fit_cylinder_oriented(op.subset(keep), cfg.fit, prior=prior, rng=self._rng)
+            if result is None:
+                # nothing but the old piece in view: the turn may have been a false one (a
+                # "continuation" at a pipe's end), and fits on all points bring the model back
+                keep = None
+        if result is None:
+            result = fit_cylinder_oriented(op, cfg.fit, prior=prior, rng=self._rng)
         if result is None:
             return None, None
         est, mask = result
+        if keep is not None:
+            full = np.zeros(len(op), dtype=bool)
+            full[np.flatnonzero(keep)[mask]] = True
+            mask = full
         est_map = est.transformed(pose)
         if seg is None:
             self._start(est, est_map, pose)
@@ -637,12 +656,51 @@ class PipeTracker:
             if not agrees and seg.agreed >= 15 and self.state == TrackerState.TRACKING:
                 # a model that 15 fits in a row have agreed with is settled: a fit this far off
                 # is more likely a neighbouring piece pulling the fit than the followed piece
-                # turning. The pipe is in view (not lost), but the fit is not fused.
-                return est, mask
+                # turning. The pipe is in view (not lost), but the fit is not fused...
+                same = (seg.rejected_direction is not None
+                        and _angle_deg(est_map.direction, seg.rejected_direction) <= cfg.fuse_max_angle_deg)
+                seg.rejected = seg.rejected + 1 if same else 1
+                if not same:
+                    seg.rejected_direction = est_map.direction.copy()
+                if seg.rejected < 10:
+                    return est, mask
+                # ...unless 10 fits in a row agree with each other and not with the model: then
+                # the model is what is off. A riser's model settled on the leaning fits of its
+                # foot (the elbow in view) while it still converged, and its straight fits from
+                # higher up were rejected for ever: the extent stopped growing, a false end.
+                _LOG.debug("settled model unsettled: 10 fits in a row %.0f deg off it",
+                           _angle_deg(est_map.direction, seg.direction))
+            seg.rejected, seg.rejected_direction = 0, None
             seg.agreed = seg.agreed + 1 if agrees else 0
             self._fuse(seg, est_map)
         self._update_extent(est_map, pose)
         return est, mask
+
+    def _off_previous_piece(self, op: OrientedPoints, pose: Pose) -> np.ndarray | None:
+        """Mask of the points not on the piece just left (None: keep all).
+
+        Just after a turn the view still holds mostly the piece left behind and the elbow.
+        A young model is fused loosely (it was predicted from an oblique view of the elbow), so
+        fits that took in the old piece's points leaned towards it, and fused frame after
+        frame they turned the new model back onto the old piece within three frames (a
+        command applied 0.2 s late, as in the ROS graph, gave them the time): the UAV then
+        followed the old piece into the new one. The old model is settled; its points, up to
+        the corner, are never the new piece's and are removed for as long as it is followed:
+        dropped once the new model had settled (15 fits agreeing), they came back into the
+        fits at a riser's foot, pulled them more than the settled gate off, and with nothing
+        fused the riser's extent stopped growing: a false end 1.9 m below its top.
+        """
+        prev, seg = self._previous, self._segment
+        if prev is None or seg is None or seg.corner is None:
+            return None
+        pts = pose.transform_points(op.points)
+        u = pts - prev.point
+        t = u @ prev.direction
+        radial = np.linalg.norm(u - t[:, None] * prev.direction, axis=1)
+        on_previous = (radial < prev.radius + 0.06) & (t < prev.foot(seg.corner))
+        if not on_previous.any():
+            return None
+        return ~on_previous
 
     def _start(self, est: CylinderEstimate, est_map: CylinderEstimate, pose: Pose) -> None:
         if self.config.start_direction == "auto":
@@ -656,6 +714,7 @@ class PipeTracker:
             d_cam = est.direction if np.dot(est.direction, want) >= 0 else -est.direction
         d = pose.rotation @ d_cam
         side = self._side_for(d, est_map.point, pose.position, previous=None)
+        self._previous = None
         self._segment = _Segment(point=est_map.point.copy(), direction=_unit(d),
                                  radius=est.radius, side=side)
         self.state = TrackerState.TRACKING
@@ -1076,6 +1135,11 @@ class PipeTracker:
             if float(np.dot(off / d_off, nxt.side)) < math.cos(math.radians(25.0)):
                 return False
         old = self._segment
+        # an inside turn: the UAV, on the side the next piece leaves towards, still faces the
+        # old piece when it switches (see _off_previous_piece). Not after going round an
+        # outside turn or a pipe's end, where the view is on the new piece already and where a
+        # false "continuation" taken must be able to fall back onto the pipe it came from.
+        self._previous = old if float(np.dot(old.side, nxt.direction)) > 0.5 else None
         self._segment = _Segment(point=nxt.corner.copy(), direction=nxt.direction.copy(),
                                  radius=nxt.radius, side=nxt.side.copy(), t_hi=max(t_b, 0.3),
                                  safe_side=None if nxt.safe_side is None else nxt.safe_side.copy(),

@@ -11,6 +11,7 @@ Used by ``anomaly-inspection benchmark tracker`` and by the tracker's simulation
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -83,11 +84,14 @@ def tracker_params_from_file(path: str | Path, node: str = "pipeline_tracker") -
 
 def fly_pipe_tracker(scenario: Scenario, config: PipeTrackerConfig, max_time_s: float = 600.0, dt: float = 0.1,
                      width: int = 640, height: int = 480, start: Pose | None = None,
-                     observe: Observer | None = None, speed_limit: float | None = None
-                     ) -> tuple[PipeTracker, FlightResult]:
+                     observe: Observer | None = None, speed_limit: float | None = None,
+                     delay_steps: int = 0) -> tuple[PipeTracker, FlightResult]:
     """Fly ``scenario``'s UAV with a :class:`PipeTracker` until DONE, ABORTED, a collision or
     ``max_time_s`` of simulated time. ``start`` replaces the scenario's start pose;
-    ``speed_limit`` is passed to every update (the mission's detector pacing)."""
+    ``speed_limit`` is passed to every update (the mission's detector pacing);
+    ``delay_steps`` applies each command that many steps of ``dt`` late (the transport and
+    processing latency of the ROS graph, where a command computed from one frame reaches the
+    simulator one or two frames later; 0: the best case, applied at once)."""
     from ..scenario.loader import pipe_centreline
     from .drivers import UavDriver
     from .world import SimWorld
@@ -97,8 +101,11 @@ def fly_pipe_tracker(scenario: Scenario, config: PipeTrackerConfig, max_time_s: 
     spec = scenario.pipeline
     axis = pipe_centreline(spec.points, spec.bend_radius)
     axis_pts = axis.at(np.arange(0.0, axis.length, 0.02))[0]
+    if delay_steps < 0:
+        raise ValueError(f"delay_steps must be >= 0, got {delay_steps}")
     robot = UavDriver(start or scenario.start_pose)
     tracker = PipeTracker(config)
+    pending: deque = deque([None] * delay_steps)  # None: no command has arrived yet (hover)
     errors, clearance, in_view, fitted, update_ms = [], [], [], [], []
     t, cmd, state, wall0 = 0.0, None, None, time.perf_counter()
     with SimWorld(scenario, width, height) as world:
@@ -124,8 +131,12 @@ def fly_pipe_tracker(scenario: Scenario, config: PipeTrackerConfig, max_time_s: 
             if robot.collides(scenario):
                 state = "collided"
                 break
-            robot.set_velocity_command(np.asarray(cmd.linear_body, float), float(cmd.yaw_rate))
-            robot.set_gimbal_pitch(cmd.gimbal_pitch_deg)
+            pending.append((np.asarray(cmd.linear_body, float), float(cmd.yaw_rate), cmd.gimbal_pitch_deg))
+            applied = pending.popleft()
+            if applied is not None:
+                linear, yaw_rate, gimbal = applied
+                robot.set_velocity_command(linear, yaw_rate)
+                robot.set_gimbal_pitch(gimbal)
             robot.step(dt)
             t += dt
         end_gap = float(np.linalg.norm(robot.camera_pose().position - axis_pts[-1]))
