@@ -677,18 +677,15 @@ class PipeTracker:
         return est, mask
 
     def _off_previous_piece(self, op: OrientedPoints, pose: Pose) -> np.ndarray | None:
-        """Mask of the points not on the piece just left (None: keep all).
+        """Mask of the points not on the piece just left at an inside turn (None: keep all).
 
-        Just after a turn the view still holds mostly the piece left behind and the elbow.
-        A young model is fused loosely (it was predicted from an oblique view of the elbow), so
-        fits that took in the old piece's points leaned towards it, and fused frame after
-        frame they turned the new model back onto the old piece within three frames (a
+        Just after an inside turn the view still holds mostly the piece left behind and the
+        elbow. A young model is fused loosely (it was predicted from an oblique view of the
+        elbow), so fits that took in the old piece's points leaned towards it, and fused frame
+        after frame they turned the new model back onto the old piece within three frames (a
         command applied 0.2 s late, as in the ROS graph, gave them the time): the UAV then
         followed the old piece into the new one. The old model is settled; its points, up to
-        the corner, are never the new piece's and are removed for as long as it is followed:
-        dropped once the new model had settled (15 fits agreeing), they came back into the
-        fits at a riser's foot, pulled them more than the settled gate off, and with nothing
-        fused the riser's extent stopped growing: a false end 1.9 m below its top.
+        the corner, are never the new piece's and are removed for as long as it is followed.
         """
         prev, seg = self._previous, self._segment
         if prev is None or seg is None or seg.corner is None:
