@@ -207,15 +207,16 @@ class MissionNode(Node):
         taught = self.taught_m if name == "inspection" else None
         astray: list[str] = []
 
-        running = [False]
+        has_run = False
 
         def finished() -> bool:
+            nonlocal has_run
             why = route_exceeded(self._driver_distance(), taught, self.cfg.route_factor, self.cfg.route_slack_m)
             if why:
                 astray.append(why)
             state = self._driver_state()[0]
-            running[0] = running[0] or state == "running"
-            return bool(astray) or pass_ended(state, running[0])
+            has_run = has_run or state == "running"
+            return bool(astray) or pass_ended(state, has_run)
 
         self._call(f"{self.driver}/start")
         self._wait(f"the {name} pass", finished, self.cfg.pass_timeout_s, self._progress)

@@ -396,6 +396,10 @@ class _Continuation:
     #: dither between orbiting and following at the corner)
     orbiting: bool = False
 
+    def is_inside_turn(self, seg: _Segment) -> bool:
+        """Whether this piece leaves ``seg`` towards the UAV's side (an inside turn)."""
+        return float(np.dot(seg.side, self.direction)) > 0.5
+
 
 class PipeTracker:
     """Closed-loop pipe follower; feed it every depth frame with the camera pose."""
@@ -1044,7 +1048,7 @@ class PipeTracker:
         if self._cross_t is not None:
             return self._cross_over(pose, seg, dist)
         if nxt is not None:
-            inside = float(np.dot(seg.side, nxt.direction)) > 0.5
+            inside = nxt.is_inside_turn(seg)
             riser = seg.is_riser
             late = inside and not riser and seg.foot(c) >= seg.foot(nxt.corner) - dist - 0.1
             switched = self._maybe_switch(c, nxt, force=late)
@@ -1057,7 +1061,7 @@ class PipeTracker:
         side = seg.side
         if nxt is not None:
             t_corner = seg.foot(nxt.corner)
-            inside = float(np.dot(seg.side, nxt.direction)) > 0.5
+            inside = nxt.is_inside_turn(seg)
             if inside and seg.is_riser:
                 return self._turn_under(pose, nxt)
             if not inside and (nxt.orbiting or t >= t_corner + self._turn_overshoot(seg, nxt)):
@@ -1136,7 +1140,7 @@ class PipeTracker:
         # old piece when it switches (see _off_previous_piece). Not after going round an
         # outside turn or a pipe's end, where the view is on the new piece already and where a
         # false "continuation" taken must be able to fall back onto the pipe it came from.
-        self._previous = old if float(np.dot(old.side, nxt.direction)) > 0.5 else None
+        self._previous = old if nxt.is_inside_turn(old) else None
         self._segment = _Segment(point=nxt.corner.copy(), direction=nxt.direction.copy(),
                                  radius=nxt.radius, side=nxt.side.copy(), t_hi=max(t_b, 0.3),
                                  safe_side=None if nxt.safe_side is None else nxt.safe_side.copy(),
