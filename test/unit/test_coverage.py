@@ -71,7 +71,8 @@ def test_each_miss_gets_its_reason() -> None:
              4: {"frames_in_view": 9, "frames_flagged": 9},     # flagged, merged into the defect of 6
              5: {"frames_in_view": 9, "frames_flagged": 4},     # flagged, but placed far away
              6: {"frames_in_view": 9, "frames_flagged": 9}}
-    tracks = [{"id": 30, "position": [3.02, 0.0, 0.0], "views": 2, "confirmed": False},
+    tracks = [{"id": 30, "position": [3.02, 0.0, 0.0], "views": 2, "confirmed": False,
+               "unmet_rules": ["2 views < 4"]},
               {"id": 60, "position": [5.97, 0.0, 0.0], "views": 15, "confirmed": True},
               {"id": 61, "position": [4.05, 0.0, 0.0], "views": 15, "confirmed": True},
               {"id": 50, "position": [5.4, 0.0, 0.0], "views": 5, "confirmed": False}]
@@ -82,6 +83,7 @@ def test_each_miss_gets_its_reason() -> None:
     assert out[1]["reason"] == "not_in_view"
     assert out[2]["reason"] == "not_flagged" and "12 frames" in out[2]["explanation"]
     assert out[3]["reason"] == "not_confirmed" and out[3]["nearest_track"]["views"] == 2
+    assert out[3]["nearest_track"]["unmet_rules"] == ["2 views < 4"] and out[3]["explanation"].endswith(": 2 views < 4")
     assert out[5]["reason"] == "misplaced" and out[5]["nearest_track"]["distance_m"] == pytest.approx(0.4)
     merged = explain_misses({"matches": [{"predicted_id": 61, "ground_truth_id": 6}],
                              "missed_ground_truth_ids": [4]}, gt, views, tracks, gate_m=0.1)

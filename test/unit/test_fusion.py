@@ -168,6 +168,8 @@ def test_areas_larger_than_max_size_are_not_confirmed() -> None:
         fuser.update([det([1.0, 0.0, 0.0], float(k), extent=0.06), det([3.0, 0.0, 0.0], float(k), extent=1.1)])
     assert [round(d.position[0]) for d in fuser.confirmed()] == [1]  # the metre-long area is dropped
     assert len(fuser.all()) == 2  # but kept as a track
+    small, large = fuser.all()
+    assert fuser.unmet_rules(small) == [] and fuser.unmet_rules(large) == ["size 1.10 m > 0.50 m"]
     unlimited = DefectFuser(FusionConfig(min_views=2))
     for k in range(2):
         unlimited.update([det([3.0, 0.0, 0.0], float(k), extent=1.1)])
@@ -248,3 +250,11 @@ def test_consistency_rule_needs_detections_in_most_frames_that_saw_the_spot() ->
     for k in range(2, 9):
         off.observe_frame(float(k), above, intr, floor)
     assert off.confirmed()
+
+
+def test_unmet_rules_name_what_a_tentative_track_lacks() -> None:
+    fuser = DefectFuser(FusionConfig(min_views=4, min_score=0.45))
+    fuser.update([det([1.0, 0.0, 0.0], 0.0, score=0.40)])
+    fuser.update([det([1.0, 0.0, 0.0], 1.0, score=0.40)])
+    (track,) = fuser.all()
+    assert fuser.unmet_rules(track) == ["2 views < 4", "score 0.40 < 0.45"]

@@ -75,7 +75,8 @@ def explain_misses(evaluation: dict, ground_truth: list[dict], views: dict, trac
 
     ``evaluation`` is :meth:`EvaluationResult.to_dict`; ``views`` maps ground-truth id to
     :meth:`GroundTruthViews.counts` entries; ``tracks`` are dicts with ``id``, ``position``,
-    ``views`` and ``confirmed`` (every fused track, tentative ones included).
+    ``views``, ``confirmed`` and optionally ``unmet_rules`` (:meth:`DefectFuser.unmet_rules`),
+    every fused track, tentative ones included.
     """
     by_id = {g["id"]: g for g in ground_truth}
     pred_to_gt = {m["predicted_id"]: m["ground_truth_id"] for m in evaluation.get("matches", [])}
@@ -92,6 +93,8 @@ def explain_misses(evaluation: dict, ground_truth: list[dict], views: dict, trac
             near = tracks[k]
             entry["nearest_track"] = {"id": near["id"], "distance_m": round(dist[k], 4),
                                       "views": int(near["views"]), "confirmed": bool(near["confirmed"])}
+            if near.get("unmet_rules") is not None:
+                entry["nearest_track"]["unmet_rules"] = [str(r) for r in near["unmet_rules"]]
         if counts["frames_in_view"] == 0:
             reason, text = "not_in_view", "never in view while inspecting"
         elif counts["frames_flagged"] == 0:
@@ -106,9 +109,11 @@ def explain_misses(evaluation: dict, ground_truth: list[dict], views: dict, trac
             reason, text = "merged", (f"flagged in {counts['frames_flagged']} frames; its views went into "
                                       f"defect {near['id']}, matched to ground truth {pred_to_gt.get(near['id'])}")
         else:
+            unmet = entry["nearest_track"].get("unmet_rules")
+            rules = f": {'; '.join(unmet)}" if unmet else ""
             reason, text = "not_confirmed", (f"flagged in {counts['frames_flagged']} of "
                                              f"{counts['frames_in_view']} frames; its track ({near['views']} "
-                                             "views) failed the confirmation rules")
+                                             f"views) failed the confirmation rules{rules}")
         entry["reason"], entry["explanation"] = reason, text
         out.append(entry)
     return out

@@ -367,6 +367,29 @@ class DefectFuser:
         # ...but it is once its extent shows it is no defect, or while most views of it miss it
         track.confirmed = track.passed and not self.too_large(track) and self.consistent(track)
 
+    def unmet_rules(self, track: FusedDefect) -> list[str]:
+        """The confirmation rules the track fails now, in words (empty for a confirmed one).
+
+        The views, whole-views, score and confidence rules count only until they are met once
+        (they do not retract); size and consistency are tested on the current estimate."""
+        cfg = self.config
+        out = []
+        if not track.passed:
+            if track.views < cfg.min_views:
+                out.append(f"{track.views} views < {cfg.min_views}")
+            if track.whole_views < cfg.min_whole_views:
+                out.append(f"{track.whole_views} whole views < {cfg.min_whole_views}")
+            if track.score < cfg.min_score:
+                out.append(f"score {track.score:.2f} < {cfg.min_score:.2f}")
+            if track.confidence < cfg.min_confidence:
+                out.append(f"confidence {track.confidence:.2f} < {cfg.min_confidence:.2f}")
+        if self.too_large(track):
+            out.append(f"size {float(np.max(track.size)):.2f} m > {cfg.max_size_m:.2f} m")
+        if not self.consistent(track):
+            out.append(f"detected in {track.hits} of {track.visible} views in which it was visible "
+                       f"< {cfg.min_hit_ratio:.2f}")
+        return out
+
     def consistent(self, track: FusedDefect) -> bool:
         """Detected in at least ``min_hit_ratio`` of the frames that saw it (true when none was told)."""
         ratio = self.config.min_hit_ratio
