@@ -215,6 +215,40 @@ def test_tracker_turns_onto_the_piece_beyond_an_inside_turn_with_commands_applie
     assert result.pipe_in_view.mean() > 0.9
 
 
+def test_tracker_goes_round_a_riser_top_it_climbed_past_with_commands_applied_late() -> None:
+    """Unseen random pipeline 9's riser, entered from its run, flown as the mission flies it
+    (its tracker parameters, 0.17 m/s, every command two frames late).
+
+    The late commands let the UAV climb past the riser's top before the orbit round its
+    elbow began; the camera rose above the riser, no fit of it was left, and the tracker
+    searched, re-acquired the riser below and climbed out of view again until it aborted (the
+    offline loop and the old tracker alike). Losing the riser right at its confirmed end,
+    with the way on confirmed, now starts the orbit.
+    """
+    from anomaly_inspection_core.paths import config_dir
+    from anomaly_inspection_core.scenario import parse_scenario
+    from anomaly_inspection_core.scenario.generate import random_pipeline_scenario
+    from anomaly_inspection_core.sim.flight import fly_pipe_tracker, tracker_params_from_file
+
+    data = random_pipeline_scenario(9)
+    corner, top, end = [1.009, -5.777, 1.524], [1.009, -5.777, 4.314], [4.069, -5.242, 4.314]
+    assert data["pipeline"]["points"][1:] == [corner, top, end]
+    data["pipeline"]["points"] = [[0.493, -2.822, 1.524], corner, top, end]  # from 3 m before the corner
+    data["defects"] = []  # the run's last 3 m, the riser and the piece leaving its top
+    scn = parse_scenario(data, "<random pipeline 9, cut>")
+    params = tracker_params_from_file(config_dir() / "uav_pipeline_inspection.yaml")
+    config = PipeTrackerConfig.from_dict({**params, "inspection_side": scn.pipeline.inspection_side},
+                                         ignore_unknown=True)
+    tracker, result = fly_pipe_tracker(scn, config, max_time_s=75.0, width=320, height=240,
+                                       speed_limit=0.17, delay_steps=2)
+    assert result.state not in (TrackerState.ABORTED.value, "collided"), f"{result.state}: {result.message}"
+    path = tracker.path
+    beside = path[path[:, 0] > 2.5]  # along the top piece (axis z = 4.31), past the riser
+    assert len(beside) > 20 and np.all(np.abs(beside[:, 2] - 4.31) < 0.8)
+    assert result.clearance_m.min() > 0.4
+    assert result.pipe_in_view.mean() > 0.9
+
+
 def test_tracker_crosses_over_the_pipe_to_the_inspection_side() -> None:
     """Started on the pipe's left with the right side asked for (as after a riser that left it
     on the wrong side), the UAV crosses over the pipe's top and inspects from the right."""

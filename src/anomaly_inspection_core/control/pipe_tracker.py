@@ -938,7 +938,15 @@ class PipeTracker:
         if self.state in (TrackerState.IDLE, TrackerState.TRACKING):
             last = self._last_fit_stamp if self._last_fit_stamp is not None else self._start_stamp
             if stamp - last > cfg.lost_timeout_s:
-                self._enter_search(pose, stamp)
+                if self._corner_at_hand(pose):
+                    # the followed piece ends here and the way on is known: losing it is what
+                    # the climb past a riser's top does (the camera rises above it; a command
+                    # applied 0.2 s late let it rise before the orbit began), not a loss
+                    self._next.orbiting = True
+                    self._last_fit_stamp = stamp
+                    _LOG.info("followed piece out of view at its corner: going round the elbow")
+                else:
+                    self._enter_search(pose, stamp)
         if self.state == TrackerState.SEARCHING:
             if fitted and self._segment is not None:
                 self.state = TrackerState.TRACKING
@@ -954,6 +962,21 @@ class PipeTracker:
         if backing is not None:
             return backing
         return self._follow(pose)
+
+    def _corner_at_hand(self, pose: Pose) -> bool:
+        """Whether the UAV is at a riser's end, confirmed, with a confirmed outside turn there.
+
+        Risers only: at the end of a run a false "continuation" is sometimes confirmed (the
+        riser below, seen back from the run's end), and orbiting onto it on the first loss
+        took the UAV back along the pipe; the search there re-acquires the run and probes its
+        end."""
+        cfg = self.config
+        seg, nxt = self._segment, self._next
+        if (seg is None or nxt is None or not seg.is_riser or nxt.seen < cfg.confirm_frames
+                or seg.end_seen < cfg.confirm_frames or nxt.is_inside_turn(seg)
+                or self._cross_t is not None or self._side_move_t is not None):
+            return False
+        return seg.foot(pose.position) >= seg.foot(nxt.corner) - 0.1
 
     def _enter_search(self, pose: Pose, stamp: float) -> None:
         self.state = TrackerState.SEARCHING
