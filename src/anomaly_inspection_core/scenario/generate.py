@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .loader import hole_tile_half, parse_scenario, pipe_side_vectors
-from .schema import DEFECT_TYPES, ScenarioError
-from .surfaces import pipe_centreline
+from .loader import FLANGE_HALF_LENGTH_M, hole_tile_half, parse_scenario, pipe_joints, pipe_side_vectors, weld_half_width
+from .schema import DEFECT_TYPES, PipelineSpec, ScenarioError
 
 def _segments_too_close(points: np.ndarray, min_gap: float) -> bool:
     """True when two non-adjacent runs of the polyline pass closer than ``min_gap``."""
@@ -82,8 +81,12 @@ def random_pipeline_scenario(seed: int, name: str | None = None) -> dict:
     radius = round(float(rng.uniform(0.1, 0.2)), 3)
     side = str(rng.choice(["left", "right"]))
     pts = _random_polyline(rng, radius, int(rng.integers(1, 5)))
-    cl = pipe_centreline(pts, 3.0 * radius)
+    spec = PipelineSpec(points=pts, radius=radius, bend_radius=3.0 * radius)  # as the loader builds it
+    cl = spec.centreline
     sides = pipe_side_vectors(cl, side)
+    welds, flanges = pipe_joints(spec, cl)
+    # (arclength, half-length) of the weld beads and flanges: a defect under one is hidden
+    joints = [(w, weld_half_width(radius)) for w in welds] + [(f, FLANGE_HALF_LENGTH_M) for f in flanges]
     n_defects = int(rng.integers(6, 16))
     defects: list[dict] = []
     placed: list[tuple[float, float]] = []  # (arclength, size)
@@ -93,6 +96,8 @@ def random_pipeline_scenario(seed: int, name: str | None = None) -> dict:
         size = round(float(rng.uniform(0.01, 0.10)), 3)
         s = float(rng.uniform(0.4, cl.length - 0.4))
         if any(abs(s - s2) < 0.6 * (size + sz2) + 0.05 for s2, sz2 in placed):
+            continue
+        if any(abs(s - s2) < half + 0.5 * size + 0.01 for s2, half in joints):
             continue
         c, t = cl.at(np.array([s]))
         c, t = c[0], t[0]

@@ -317,6 +317,15 @@ def pipe_supports(spec: PipelineSpec, centreline: Centreline) -> tuple[BoxSpec, 
     return tuple(out)
 
 
+#: half-length along the pipe of a flange pair with its bolts (the simulated world's geometry)
+FLANGE_HALF_LENGTH_M = 0.04
+
+
+def weld_half_width(radius: float) -> float:
+    """Half the width along the pipe of a girth weld's bead on a pipe of ``radius`` (m)."""
+    return 0.012 + 0.02 * radius
+
+
 def pipe_joints(spec: PipelineSpec, centreline: Centreline) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Arclengths of welds (bend ends + every ``weld_spacing``) and flanges along the pipe."""
     welds: list[float] = []

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..geometry.camera import CameraIntrinsics, Pose
-from ..scenario.loader import hole_tile_half, pipe_joints, pipe_side_vectors, pipe_supports
+from ..scenario.loader import hole_tile_half, pipe_joints, pipe_side_vectors, pipe_supports, weld_half_width
 from ..scenario.schema import BoxSpec, CylinderSpec, DefectSpec, PlateSpec, Scenario
 from ..scenario.surfaces import BoxSurface, TubeSurface, any_perpendicular, pipe_centreline, rot_z
 from . import textures
@@ -232,7 +232,7 @@ class SimWorld:
         b.mesh_geom(tube_mesh(cl, r, self._dents_on("pipe")), pipe_mat, "pipe")
         weld_mat = b.material(texture=b.texture(textures.weld(b.rng), "weld"), specular=0.4, shininess=0.3)
         welds, flanges = pipe_joints(spec, cl)
-        half_w = 0.012 + 0.02 * r
+        half_w = weld_half_width(r)
         for s in welds:
             s0, s1 = max(0.0, s - half_w), min(cl.length, s + half_w)
             prof = (lambda ss, s0=s0, s1=s1: r + 0.0035 + 0.0025 * np.sin(np.pi * np.clip((ss - s0) / (s1 - s0), 0, 1)))
