@@ -271,7 +271,10 @@ def pipe_side_vectors(centreline: Centreline, side: str) -> np.ndarray:
     """Unit horizontal vectors (N,3) from the pipe axis toward the inspection side, per centreline point.
 
     Horizontal runs: ``left``/``right`` of the direction of travel; vertical runs keep the side of
-    the neighbouring horizontal run.
+    the horizontal run before them, the one a UAV following the pipe arrives from and climbs
+    (descends) beside (a pipe that starts vertical: the first horizontal run's side). The
+    nearest run by index gave a riser's straight part (one centreline point at its far end)
+    the next run's side, a quarter turn from where it is flown.
     """
     pts = centreline.points
     tang = np.diff(pts, axis=0)
@@ -289,8 +292,8 @@ def pipe_side_vectors(centreline: Centreline, side: str) -> np.ndarray:
         return out
     for i in range(len(pts)):
         if np.isnan(out[i, 0]):
-            j = valid[np.argmin(np.abs(valid - i))]
-            out[i] = out[j]
+            before = valid[valid < i]
+            out[i] = out[before[-1] if len(before) else valid[0]]
     return out
 
 
