@@ -7,7 +7,9 @@
   latched although the pipe was later seen well beyond it, so a support post under the pipe
   near the edge of the view was taken for a descending elbow;
 * a pipe re-acquired for a moment and lost again restarted the search clock each time, so
-  the UAV could search for ever instead of reporting ABORTED.
+  the UAV could search for ever instead of reporting ABORTED;
+* after a riser the UAV could reach the next piece on the side not asked for, and the part
+  flown before crossing over the top was never seen from the wanted side.
 """
 
 from __future__ import annotations
@@ -120,3 +122,46 @@ def test_pipe_lost_again_and_again_at_one_place_ends_in_aborted() -> None:
                    if a == TrackerState.SEARCHING and b == TrackerState.TRACKING)
     assert switches >= 1
     assert t < 12.0
+
+
+def test_part_passed_on_the_wrong_side_is_flown_again_after_crossing_over() -> None:
+    """After a riser the UAV can reach the next piece on the side the operator did not ask for;
+    it crosses over the top once clear of the corner's pieces (1.5 m on), and then flies back
+    to just past the corner on the wanted side: defects on the part before the crossing were
+    never in view from there (random pipeline 13: two of them)."""
+    waypoints = [[0, 0, 1.0], [1.6, 0, 1.0], [1.6, 0, 2.4], [1.6, 4.0, 2.4]]
+    corner_y = 0.0
+
+    from anomaly_inspection_core.geometry.camera import Pose
+    from anomaly_inspection_core.sim.robots import CameraMount, UavKinematics
+
+    def fly(margin: float) -> tuple[dict, np.ndarray]:
+        scene = PipeScene(waypoints, radius=RADIUS)
+        tracker = PipeTracker(replace(CONFIG, inspection_side="left", revisit_margin_m=margin))
+        # left of the first run (+y), facing it; a camera gimbal, as crossing over needs
+        yaw = -math.pi / 2
+        uav = UavKinematics(Pose(np.array([0.4, STANDOFF + RADIUS, 1.0]),
+                                 np.array([0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)])),
+                            CameraMount(np.zeros(3), 0.0))
+        t, cmd, gaps = 0.0, None, []
+        while t < 120.0:
+            pose = uav.camera_pose()
+            cmd = tracker.update(scene.render(K, pose), K, pose, t)
+            gaps.append(distance_to_polyline(uav.position, waypoints) - RADIUS)
+            if cmd.state in (TrackerState.DONE, TrackerState.ABORTED):
+                break
+            uav.set_gimbal_pitch(cmd.gimbal_pitch_deg)
+            uav.step(cmd.linear_body, cmd.yaw_rate, 0.15)
+            t += 0.15
+        return {"cmd": cmd, "gaps": np.array(gaps)}, tracker.path
+
+    run, path = fly(0.3)
+    assert run["cmd"].state == TrackerState.DONE, run["cmd"].message
+    assert run["gaps"].min() > UAV_RADIUS + 0.1
+    # the last piece (+y at x = 1.6) on its left (-x), at its level, near the corner
+    left_near = path[(path[:, 0] < 1.6 - 0.5) & (path[:, 2] > 2.0) & (path[:, 1] > corner_y + 0.2)
+                     & (path[:, 1] < corner_y + 1.0)]
+    assert len(left_near) > 5
+    _, path_without = fly(-1.0)  # never fly back: that part is not seen from the left
+    assert not np.any((path_without[:, 0] < 1.6 - 0.5) & (path_without[:, 2] > 2.0)
+                      & (path_without[:, 1] > corner_y + 0.2) & (path_without[:, 1] < corner_y + 1.0))

@@ -135,6 +135,9 @@ class PipeTrackerConfig:
     #: far beyond the corner before going round it: seen from the corner's own level the next
     #: piece hides behind its elbow and is measured as a steep stub of the bend
     riser_turn_overshoot_m: float = 0.3
+    #: after crossing over to the wanted side, fly back to this far past the piece's corner
+    #: (the crossing waits until it clears the corner's pieces) and see that part; < 0: never
+    revisit_margin_m: float = 0.3
     #: > 0: a riser going up from a run is climbed on the run's side, where the defects of
     #: its lower part face, with the camera pitched this far up to see its end early; once the
     #: end is in view the UAV moves round to the turned side (clear of a next piece that comes
@@ -201,6 +204,8 @@ class PipeTrackerConfig:
             raise ValueError(f"riser_look_ahead_deg must be in [0, 30], got {self.riser_look_ahead_deg}")
         if self.stall_timeout_s < 0 or self.stall_backoff_m <= 0 or self.max_stalls < 1:
             raise ValueError("need stall_timeout_s >= 0, stall_backoff_m > 0 and max_stalls >= 1")
+        if not math.isfinite(self.revisit_margin_m):
+            raise ValueError(f"revisit_margin_m must be finite, got {self.revisit_margin_m}")
         if self.no_progress_timeout_s < 0:
             raise ValueError(f"no_progress_timeout_s must be >= 0, got {self.no_progress_timeout_s}")
         for name in ("lost_timeout_s", "search_timeout_s", "max_yaw_rate", "position_gain",
@@ -443,6 +448,9 @@ class PipeTracker:
         self._backoff_until = 0.0
         self._side_move_t: float | None = None  # axial coordinate held while moving round a riser
         self._cross_t: float | None = None  # axial coordinate held while crossing over a pipe's top
+        # after crossing over: the axial coordinate to fly back to, on the wanted side, to see
+        # the part of the piece passed on the wrong side (from just past its corner)
+        self._revisit_t: float | None = None
         self._path: list[np.ndarray] = []
         self._travelled = 0.0
         self._odometry_anchor: np.ndarray | None = None
@@ -801,6 +809,8 @@ class PipeTracker:
             self._side_move_t -= shift
         if self._cross_t is not None:
             self._cross_t -= shift
+        if self._revisit_t is not None:
+            self._revisit_t -= shift
         # side stays perpendicular to the (refined) axis; a riser keeps its horizontal side
         # as chosen: re-projecting it on the tilted axes of its first, elbow-biased fits
         # would turn it back towards the run before
@@ -1070,6 +1080,12 @@ class PipeTracker:
             _LOG.info(self.message)
         if self._cross_t is not None:
             return self._cross_over(pose, seg, dist)
+        if self._revisit_t is not None:
+            if nxt is None and t_now > self._revisit_t + 0.05:
+                return self._revisit(pose, seg, dist, t_now)
+            self._revisit_t = None
+            self.message = "part passed on the wrong side seen: going on"
+            _LOG.info(self.message)
         if nxt is not None:
             inside = nxt.is_inside_turn(seg)
             riser = seg.is_riser
@@ -1170,6 +1186,7 @@ class PipeTracker:
                                  corner=nxt.corner.copy())
         self._side_move_t = None
         self._cross_t = None
+        self._revisit_t = None
         self._next = None
         self._probing = False
         turn = math.degrees(math.acos(float(np.clip(np.dot(old.direction, nxt.direction), -1, 1))))
@@ -1185,6 +1202,17 @@ class PipeTracker:
         if left is None:
             return None
         return left if self.config.inspection_side == "left" else -left
+
+    def _revisit(self, pose: Pose, seg: _Segment, dist: float, t_now: float) -> tuple[np.ndarray, float]:
+        """Fly back along the piece on the wanted side, facing it, to ``_revisit_t``."""
+        cfg = self.config
+        c = pose.position
+        target = seg.beside(t_now, dist, cfg.view_elevation_deg)
+        err = target - c
+        back = -self._speed * max(0.0, 1.0 - float(np.linalg.norm(err)) / 0.5) * seg.direction
+        v = back + cfg.position_gain * err + self._clearance_push(c)
+        self.message = f"back along the part passed on the wrong side: {t_now - self._revisit_t:.2f} m to go"
+        return self._limit_altitude(pose, v), self._yaw_rate_to(pose, self._facing_yaw(seg.side))
 
     def _cross_over(self, pose: Pose, seg: _Segment, dist: float) -> tuple[np.ndarray, float]:
         """Go over the top of a horizontal piece to its other side, at ``dist`` from the axis."""
@@ -1203,6 +1231,12 @@ class PipeTracker:
             e += 360.0  # below the far side: count on past 180
         if e >= goal - 3.0:
             seg.side = -seg.side  # now on the wanted side; its elevation counts from there
+            if seg.corner is not None:
+                # the crossing waits until the half circle over the top clears the corner's
+                # pieces (1.5-1.6 m past it): that part was seen from the wrong side only
+                back = seg.foot(seg.corner) + self.config.revisit_margin_m
+                if self.config.revisit_margin_m >= 0 and self._cross_t - back > 0.3:
+                    self._revisit_t = back
             self._cross_t = None
             seg.end_seen, seg.end_t = 0, -math.inf  # an end latched on the way over is not trusted
             self.message = "crossed over the pipe"
