@@ -71,6 +71,9 @@ class TrackerNodeConfig:
         "help": "side of horizontal pieces to inspect, relative to the direction of travel: left | right | auto "
                 "(wherever continuity puts the UAV); on the other side after a riser the UAV crosses over the "
                 "pipe's top (the UAV mission sets it from the scenario)"})
+    revisit_margin_m: float = field(default=0.3, metadata={
+        "help": "after crossing over to inspection_side, fly back to this far past the piece's corner to see "
+                "the part passed on the other side, then go on; < 0 = never"})
     riser_look_ahead_deg: float = field(default=0.0, metadata={
         "help": "climb a riser going up from a run on the run's side with the camera pitched this far up, then "
                 "move round to the side clear of the way on once its end is in view; needs a gimbal; 0 = the "
