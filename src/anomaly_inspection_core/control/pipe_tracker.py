@@ -816,21 +816,8 @@ class PipeTracker:
         # would turn it back towards the run before
         if not seg.is_riser:
             s = seg.side - np.dot(seg.side, seg.direction) * seg.direction
-            up = seg.up()
-            if up is not None:
-                # and level on a level piece: projected on a young model that still leaned
-                # (just after a turn) it kept a vertical part once the model levelled, and the
-                # elevations measured from it were off: a crossing over the top stalled 2 deg
-                # short of its goal (unseen seed 5 with commands 0.2 s late)
-                s = s - np.dot(s, up) * up
             if np.linalg.norm(s) > 1e-6:
                 seg.side = _unit(s)
-        else:
-            # a riser's side is horizontal; one given while the piece still looked like a slope
-            # (a 28 deg first estimate on unseen seed 9) kept a vertical part
-            h = _horizontal_unit(seg.side)
-            if h is not None:
-                seg.side = h
 
     def _update_extent(self, est_map: CylinderEstimate, pose: Pose) -> None:
         seg = self._segment
