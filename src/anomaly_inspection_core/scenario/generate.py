@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .loader import FLANGE_HALF_LENGTH_M, hole_tile_half, parse_scenario, pipe_joints, pipe_side_vectors, weld_half_width
+from .loader import (FLANGE_HALF_LENGTH_M, hole_tile_half, parse_scenario, pipe_joints, pipe_side_vectors,
+                     weld_half_width)
 from .schema import DEFECT_TYPES, PipelineSpec, ScenarioError
+
 
 def _segments_too_close(points: np.ndarray, min_gap: float) -> bool:
     """True when two non-adjacent runs of the polyline pass closer than ``min_gap``."""
