@@ -129,11 +129,11 @@ def test_part_passed_on_the_wrong_side_is_flown_again_after_crossing_over() -> N
     it crosses over the top once clear of the corner's pieces (1.5 m on), and then flies back
     to just past the corner on the wanted side: defects on the part before the crossing were
     never in view from there (random pipeline 13: two of them)."""
-    waypoints = [[0, 0, 1.0], [1.6, 0, 1.0], [1.6, 0, 2.4], [1.6, 4.0, 2.4]]
-    corner_y = 0.0
-
     from anomaly_inspection_core.geometry.camera import Pose
     from anomaly_inspection_core.sim.robots import CameraMount, UavKinematics
+
+    waypoints = [[0, 0, 1.0], [1.6, 0, 1.0], [1.6, 0, 2.4], [1.6, 4.0, 2.4]]
+    corner_y = 0.0
 
     def fly(margin: float) -> tuple[dict, np.ndarray]:
         scene = PipeScene(waypoints, radius=RADIUS)
