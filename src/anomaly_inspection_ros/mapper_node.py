@@ -508,8 +508,7 @@ class MapperNode(Node):
                             ground_truth=self.ground_truth, asset_geometry=asset, gate_m=self.cfg.report_gate_m,
                             frame_id=self.cfg.map_frame,
                             ground_truth_views=None if self.gt_views is None else self.gt_views.counts(),
-                            tracks=[{"id": t.id, "position": t.position, "views": t.views, "confirmed": t.confirmed,
-                                     "unmet_rules": self.fuser.unmet_rules(t)} for t in self.fuser.all()])
+                            tracks=[self.fuser.describe(t) for t in self.fuser.all()])
 
     def _on_write_report(self, request, response):
         try:

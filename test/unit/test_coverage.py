@@ -71,11 +71,11 @@ def test_each_miss_gets_its_reason() -> None:
              4: {"frames_in_view": 9, "frames_flagged": 9},     # flagged, merged into the defect of 6
              5: {"frames_in_view": 9, "frames_flagged": 4},     # flagged, but placed far away
              6: {"frames_in_view": 9, "frames_flagged": 9}}
-    tracks = [{"id": 30, "position": [3.02, 0.0, 0.0], "views": 2, "confirmed": False,
+    tracks = [{"id": 30, "position_m": [3.02, 0.0, 0.0], "views": 2, "confirmed": False,
                "unmet_rules": ["2 views < 4"]},
-              {"id": 60, "position": [5.97, 0.0, 0.0], "views": 15, "confirmed": True},
-              {"id": 61, "position": [4.05, 0.0, 0.0], "views": 15, "confirmed": True},
-              {"id": 50, "position": [5.4, 0.0, 0.0], "views": 5, "confirmed": False}]
+              {"id": 60, "position_m": [5.97, 0.0, 0.0], "views": 15, "confirmed": True},
+              {"id": 61, "position_m": [4.05, 0.0, 0.0], "views": 15, "confirmed": True},
+              {"id": 50, "position_m": [5.4, 0.0, 0.0], "views": 5, "confirmed": False}]
     evaluation = {"matches": [{"predicted_id": 60, "ground_truth_id": 6},
                               {"predicted_id": 61, "ground_truth_id": 4}],
                   "missed_ground_truth_ids": [1, 2, 3, 5]}
@@ -98,7 +98,7 @@ def test_report_carries_views_and_reasons_and_validates(tmp_path) -> None:
     views = {1: {"frames_in_view": 10, "frames_flagged": 5}, 2: {"frames_in_view": 8, "frames_flagged": 0}}
     json_path, html_path = write_report(tmp_path, {"name": "t"}, "demo", defects, ground_truth=gt,
                                         ground_truth_views=views,
-                                        tracks=[{"id": 7, "position": [0.01, 1.0, 0.0], "views": 5, "confirmed": True}])
+                                        tracks=[{"id": 7, "position_m": [0.01, 1.0, 0.0], "views": 5, "confirmed": True}])
     doc = json.loads(json_path.read_text())
     jsonschema.validate(doc, load_schema())
     ev = doc["evaluation"]
@@ -106,3 +106,6 @@ def test_report_carries_views_and_reasons_and_validates(tmp_path) -> None:
                                         {"id": 2, "frames_in_view": 8, "frames_flagged": 0}]
     assert [m["id"] for m in ev["missed"]] == [2] and ev["missed"][0]["reason"] == "not_flagged"
     assert "never flagged by the detector" in html_path.read_text()
+    assert doc["tracks"] == [{"id": 7, "position_m": [0.01, 1.0, 0.0], "views": 5, "confirmed": True}]
+    with pytest.raises(ValueError, match="lacks"):
+        write_report(tmp_path / "bad", {"name": "t"}, "demo", defects, tracks=[{"id": 7}])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -258,3 +260,14 @@ def test_unmet_rules_name_what_a_tentative_track_lacks() -> None:
     fuser.update([det([1.0, 0.0, 0.0], 1.0, score=0.40)])
     (track,) = fuser.all()
     assert fuser.unmet_rules(track) == ["2 views < 4", "score 0.40 < 0.45"]
+
+
+def test_describe_gives_a_tracks_facts_and_unmet_rules_as_plain_json() -> None:
+    fuser = DefectFuser(FusionConfig(min_views=2, min_score=0.45))
+    fuser.update([det([1.0, 0.0, 0.0], 0.0, score=0.40)])
+    fuser.update([det([1.0, 0.0, 0.0], 1.0, score=0.40)])
+    (track,) = fuser.all()
+    d = fuser.describe(track)
+    assert json.loads(json.dumps(d)) == d
+    assert d["position_m"] == pytest.approx([1.0, 0.0, 0.0]) and d["views"] == 2 and not d["confirmed"]
+    assert d["score"] == pytest.approx(0.40) and d["unmet_rules"] == ["score 0.40 < 0.45"]

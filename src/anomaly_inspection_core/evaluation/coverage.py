@@ -74,9 +74,9 @@ def explain_misses(evaluation: dict, ground_truth: list[dict], views: dict, trac
     """One entry per missed ground-truth defect: its counts, nearest track and a reason.
 
     ``evaluation`` is :meth:`EvaluationResult.to_dict`; ``views`` maps ground-truth id to
-    :meth:`GroundTruthViews.counts` entries; ``tracks`` are dicts with ``id``, ``position``,
-    ``views``, ``confirmed`` and optionally ``unmet_rules`` (:meth:`DefectFuser.unmet_rules`),
-    every fused track, tentative ones included.
+    :meth:`GroundTruthViews.counts` entries; ``tracks`` are dicts with ``id``, ``position_m``,
+    ``views``, ``confirmed`` and optionally ``unmet_rules`` (:meth:`DefectFuser.describe`), every
+    fused track, tentative ones included.
     """
     by_id = {g["id"]: g for g in ground_truth}
     pred_to_gt = {m["predicted_id"]: m["ground_truth_id"] for m in evaluation.get("matches", [])}
@@ -88,7 +88,7 @@ def explain_misses(evaluation: dict, ground_truth: list[dict], views: dict, trac
         entry: dict[str, Any] = {"id": gid, "type": g.get("type"), "size_m": g.get("size"), **counts}
         near = None
         if tracks:
-            dist = [float(np.linalg.norm(np.asarray(t["position"], float) - p)) for t in tracks]
+            dist = [float(np.linalg.norm(np.asarray(t["position_m"], float) - p)) for t in tracks]
             k = int(np.argmin(dist))
             near = tracks[k]
             entry["nearest_track"] = {"id": near["id"], "distance_m": round(dist[k], 4),

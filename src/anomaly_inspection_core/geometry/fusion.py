@@ -390,6 +390,14 @@ class DefectFuser:
                        f"< {cfg.min_hit_ratio:.2f}")
         return out
 
+    def describe(self, track: FusedDefect) -> dict:
+        """Plain-JSON facts of a track, tentative or confirmed, for report.json's ``tracks``: where,
+        how large, how strong, how often seen and detected, and the rules it fails now."""
+        return {"id": int(track.id), "type": track.type, "position_m": [float(v) for v in track.position],
+                "size_m": float(np.max(track.size)), "score": float(track.score), "views": int(track.views),
+                "whole_views": int(track.whole_views), "visible_views": int(track.visible), "hits": int(track.hits),
+                "confirmed": bool(track.confirmed), "unmet_rules": self.unmet_rules(track)}
+
     def consistent(self, track: FusedDefect) -> bool:
         """Detected in at least ``min_hit_ratio`` of the frames that saw it (true when none was told)."""
         ratio = self.config.min_hit_ratio

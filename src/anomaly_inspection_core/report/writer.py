@@ -93,6 +93,15 @@ def _defect_entry(d: FusedDefect | dict, index: int) -> dict:
     return dict(d)
 
 
+def _track_entry(t: dict) -> dict:
+    if not isinstance(t, dict):
+        raise ValueError(f"tracks must hold dicts (DefectFuser.describe), got {type(t).__name__}")
+    missing = [k for k in ("id", "position_m", "views", "confirmed") if k not in t]
+    if missing:
+        raise ValueError(f"track {t.get('id')} lacks {missing}")
+    return dict(t)
+
+
 def build_report(
     mission: dict,
     scenario_name: str,
@@ -107,8 +116,9 @@ def build_report(
 ) -> tuple[dict, dict[int, Any]]:
     """The report.json document and, per defect id, its evidence images (or None).
 
-    With ``ground_truth_views`` (:meth:`GroundTruthViews.counts`) and ``tracks`` (every fused
-    track, tentative ones included), the evaluation also says why each missed defect was missed.
+    ``tracks`` (:meth:`DefectFuser.describe` of every fused track, tentative ones included) go
+    into the report's ``tracks``; with ``ground_truth_views`` (:meth:`GroundTruthViews.counts`)
+    as well, the evaluation also says why each missed defect was missed.
     """
     if not isinstance(mission, dict):
         raise ValueError(f"mission must be a dict, got {type(mission).__name__}")
@@ -155,15 +165,15 @@ def build_report(
         "robot_path": path_info,
         "defects": entries,
     }
+    if tracks is not None:
+        doc["tracks"] = [_track_entry(t) for t in tracks]
     if ground_truth is not None:
         doc["evaluation"] = match_defects(entries, ground_truth, gate_m=gate_m).to_dict()
         if ground_truth_views is not None:
             ev = doc["evaluation"]
             ev["ground_truth_views"] = [{"id": g["id"], **ground_truth_views.get(
                 g["id"], {"frames_in_view": 0, "frames_flagged": 0})} for g in ground_truth]
-            track_info = [{"id": t.id, "position": t.position, "views": t.views, "confirmed": t.confirmed}
-                          if isinstance(t, FusedDefect) else t for t in (tracks or [])]
-            ev["missed"] = explain_misses(ev, ground_truth, ground_truth_views, track_info, gate_m)
+            ev["missed"] = explain_misses(ev, ground_truth, ground_truth_views, tracks or [], gate_m)
     return _jsonable(doc, "report"), evidence
 
 
