@@ -73,6 +73,9 @@ class MapperNodeConfig:
     min_hit_ratio: float = field(default=0.0, metadata={
         "help": "a defect must be detected in at least this share of the inspection frames that had its position "
                 "in view (inside the image less visibility_border, unoccluded); 0 = off"})
+    weak_min_views: int = field(default=0, metadata={
+        "help": "a defect whose views average below min_score is reported anyway once detected in this many "
+                "frames, while it meets min_hit_ratio (which must be on): weak but consistent; 0 = off"})
     visibility_border: float = field(default=0.075, metadata={
         "help": "fraction of each image side along the edges where a defect does not count as in view and a "
                 "region reaching it is a partial view (the detector's border_margin: no regions are extracted "
@@ -137,7 +140,8 @@ class MapperNode(Node):
                                               min_whole_views=self.cfg.min_whole_views,
                                               min_score=self.cfg.min_score, min_quality=self.cfg.min_view_quality,
                                               max_size_m=self.cfg.max_size_m, inspection_box=self._inspection_box(),
-                                              min_hit_ratio=self.cfg.min_hit_ratio))
+                                              min_hit_ratio=self.cfg.min_hit_ratio,
+                                              weak_min_views=self.cfg.weak_min_views))
         n = max(4, int(self.cfg.buffer_size))
         self.depth_buf, self.pose_buf = _StampBuffer(n), _StampBuffer(n)
         # colour images wait here for the detector (~1 s behind on a loaded CPU): keep enough of them

@@ -271,3 +271,27 @@ def test_describe_gives_a_tracks_facts_and_unmet_rules_as_plain_json() -> None:
     assert json.loads(json.dumps(d)) == d
     assert d["position_m"] == pytest.approx([1.0, 0.0, 0.0]) and d["views"] == 2 and not d["confirmed"]
     assert d["score"] == pytest.approx(0.40) and d["unmet_rules"] == ["score 0.40 < 0.45"]
+
+
+def test_weak_but_consistent_track_is_confirmed_after_many_views_and_only_while_consistent() -> None:
+    intr = CameraIntrinsics(160, 120, 100.0, 100.0, 80.0, 60.0)
+    spot = np.array([1.0, 0.0, 0.0])
+    above = Pose.looking_at(spot + [0.0, 0.0, 1.0], spot, up=(0.0, 1.0, 0.0))
+    floor = np.ones((120, 160), np.float32)
+    cfg = dict(min_views=2, min_score=0.4, min_hit_ratio=0.4)
+    weak, strict = DefectFuser(FusionConfig(**cfg, weak_min_views=6)), DefectFuser(FusionConfig(**cfg))
+    for k in range(6):
+        for fuser in (weak, strict):
+            fuser.update([det(spot, float(k), score=0.34)])
+            fuser.observe_frame(float(k), above, intr, floor)
+        if k < 5:
+            assert not weak.confirmed()
+            assert weak.unmet_rules(weak.all()[0])[-1] == f"score 0.34 < 0.40 and {k + 1} views < 6"
+    assert weak.confirmed() and not strict.confirmed()
+    assert strict.unmet_rules(strict.all()[0]) == ["score 0.34 < 0.40"]
+    # it needs the consistency: seen but missed in 10 more frames (6 of 16 < 0.4), it is retracted
+    for k in range(6, 16):
+        weak.observe_frame(float(k), above, intr, floor)
+    assert not weak.confirmed()
+    with pytest.raises(ValueError, match="min_hit_ratio"):
+        FusionConfig(min_views=2, weak_min_views=6)

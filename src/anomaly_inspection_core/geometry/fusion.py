@@ -17,9 +17,11 @@ Estimates are quality-weighted over the observations after rejecting those far f
 weighted median (a mis-association or a bad depth), so one poor view does not drag a defect.
 A track is *confirmed* (reported) once it has ``min_views`` distinct frames (``min_whole_views``
 of them not cut by the image edge or the detector's border band) and its fused score is at
-least ``min_score``; with ``max_size_m`` it must also be no larger than that
-(an anomalous area metres long is an unfamiliar view of the asset, e.g. an elbow seen from
-an angle the teach pass never flew, not a surface defect; sizes are kept on every track).
+least ``min_score`` (or, with ``weak_min_views``, it has that many frames whatever its score);
+with ``max_size_m`` it must also be no larger than that (an anomalous area metres long is an
+unfamiliar view of the asset, e.g. an elbow seen from an angle the teach pass never flew, not a
+surface defect; sizes are kept on every track), and with ``min_hit_ratio`` it must be detected
+in that share of the frames that saw it.
 """
 
 from __future__ import annotations
@@ -67,6 +69,11 @@ class FusionConfig:
     # position in view and unoccluded (DefectFuser.observe_frame); 0 = off. A real defect shows up
     # in most views of it, a false positive of an unfamiliar view in a few.
     min_hit_ratio: float = 0.0
+    # Weak but consistent: a track whose views average below ``min_score`` is confirmed anyway
+    # once detected in at least this many frames, while it meets ``min_hit_ratio`` (which must
+    # be on). A small defect scoring just above the region threshold in most of 100 views is
+    # real; the false patches of unfamiliar views come and go. 0 = off.
+    weak_min_views: int = 0
 
     def __post_init__(self) -> None:
         if self.inspection_box is not None:
@@ -88,6 +95,11 @@ class FusionConfig:
             raise ValueError("FusionConfig.confidence_scale must be positive")
         if not 0.0 <= self.min_hit_ratio <= 1.0:
             raise ValueError(f"FusionConfig.min_hit_ratio must be in [0, 1], got {self.min_hit_ratio}")
+        if self.weak_min_views < 0:
+            raise ValueError(f"FusionConfig.weak_min_views must be >= 0, got {self.weak_min_views}")
+        if self.weak_min_views > 0 and self.min_hit_ratio <= 0:
+            raise ValueError("FusionConfig.weak_min_views needs min_hit_ratio > 0 (a weak track is confirmed "
+                             "only while it is detected consistently)")
 
 
 @dataclass
@@ -358,7 +370,7 @@ class DefectFuser:
             track.type = max(set(labels), key=labels.count)
         # a defect that passed is not retracted by a later weak view...
         track.passed = track.passed or (
-            track.views >= cfg.min_views and track.score >= cfg.min_score
+            track.views >= cfg.min_views and (track.score >= cfg.min_score or self._weak_ok(track))
             and track.confidence >= cfg.min_confidence and track.whole_views >= cfg.min_whole_views
         )
         self._decide(track)
@@ -379,8 +391,9 @@ class DefectFuser:
                 out.append(f"{track.views} views < {cfg.min_views}")
             if track.whole_views < cfg.min_whole_views:
                 out.append(f"{track.whole_views} whole views < {cfg.min_whole_views}")
-            if track.score < cfg.min_score:
-                out.append(f"score {track.score:.2f} < {cfg.min_score:.2f}")
+            if track.score < cfg.min_score and not self._weak_ok(track):
+                weak = f" and {track.views} views < {cfg.weak_min_views}" if cfg.weak_min_views > 0 else ""
+                out.append(f"score {track.score:.2f} < {cfg.min_score:.2f}{weak}")
             if track.confidence < cfg.min_confidence:
                 out.append(f"confidence {track.confidence:.2f} < {cfg.min_confidence:.2f}")
         if self.too_large(track):
@@ -397,6 +410,10 @@ class DefectFuser:
                 "size_m": float(np.max(track.size)), "score": float(track.score), "views": int(track.views),
                 "whole_views": int(track.whole_views), "visible_views": int(track.visible), "hits": int(track.hits),
                 "confirmed": bool(track.confirmed), "unmet_rules": self.unmet_rules(track)}
+
+    def _weak_ok(self, track: FusedDefect) -> bool:
+        """Enough views for the weak-but-consistent rule (consistency is tested in _decide)."""
+        return self.config.weak_min_views > 0 and track.views >= self.config.weak_min_views
 
     def consistent(self, track: FusedDefect) -> bool:
         """Detected in at least ``min_hit_ratio`` of the frames that saw it (true when none was told)."""
