@@ -38,7 +38,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from anomaly_inspection.msg import AnomalyResult
 from anomaly_inspection_core.control.arm import workcell_arm, workcell_scene
 from anomaly_inspection_core.control.coverage import compute_coverage, sample_part_surface
-from anomaly_inspection_core.control.view_planner import PATTERNS, Viewpoint, plan_views, tour_time
+from anomaly_inspection_core.control.view_planner import PATTERNS, plan_views_filled, tour_time
 from anomaly_inspection_core.geometry.camera import CameraIntrinsics, Pose
 from anomaly_inspection_core.scenario import load_scenario
 
@@ -58,6 +58,10 @@ class CaptureNodeConfig:
     n_views: int = field(default=16, metadata={"help": "candidate viewpoints (unreachable ones are dropped)"})
     pattern: str = field(default="spiral", metadata={"help": "hemisphere | spiral"})
     standoff_m: float = field(default=0.0, metadata={"help": "camera distance to the part centre (0 = workcell's)"})
+    fill_standoff_m: float = field(default=0.0, metadata={
+        "help": "while the views at standoff_m plan less than min_planned_coverage, add views from this farther "
+                "standoff where they gain most (0 = none)"})
+    min_planned_coverage: float = field(default=0.97, metadata={"help": "see fill_standoff_m (fraction)"})
     min_elevation_deg: float = 20.0
     max_elevation_deg: float = 85.0
     position_tolerance_m: float = field(default=0.003, metadata={"help": "camera at the target within this"})
@@ -100,6 +104,10 @@ class CaptureNode(Node):
         cfg = self.cfg
         if cfg.pattern not in PATTERNS:
             raise ValueError(f"parameter pattern must be one of {PATTERNS}, got '{cfg.pattern}'")
+        if not (math.isfinite(cfg.fill_standoff_m) and cfg.fill_standoff_m >= 0):
+            raise ValueError(f"parameter fill_standoff_m must be >= 0, got {cfg.fill_standoff_m}")
+        if not 0.0 <= cfg.min_planned_coverage <= 1.0:
+            raise ValueError(f"parameter min_planned_coverage must be in [0, 1], got {cfg.min_planned_coverage}")
         if cfg.n_views < 1 or cfg.captures_per_view < 1:
             raise ValueError(f"n_views and captures_per_view must be >= 1, got {cfg.n_views}, {cfg.captures_per_view}")
         for name in ("position_tolerance_m", "angle_tolerance_deg", "steady_tolerance_m", "view_timeout_s",
@@ -115,15 +123,16 @@ class CaptureNode(Node):
         self.warner = ThrottledWarner(self)
         t0 = time.perf_counter()
         arm = workcell_arm(self.workcell)
-        standoff = cfg.standoff_m if cfg.standoff_m > 0 else float(self.workcell.standoff)
-        self.views: list[Viewpoint] = plan_views(
-            self.workcell.part, standoff, cfg.n_views, arm, pattern=cfg.pattern,
-            min_elevation_deg=cfg.min_elevation_deg, max_elevation_deg=cfg.max_elevation_deg,
-            scene=workcell_scene(self.workcell))
         self.surface = sample_part_surface(self.workcell.part)
-        self.planned_coverage = self._coverage([v.pose for v in self.views])
+        plan = dict(pattern=cfg.pattern, min_elevation_deg=cfg.min_elevation_deg,
+                    max_elevation_deg=cfg.max_elevation_deg, scene=workcell_scene(self.workcell))
+        standoff = cfg.standoff_m if cfg.standoff_m > 0 else float(self.workcell.standoff)
+        self.views, n_fill, self.planned_coverage = plan_views_filled(
+            self.workcell.part, standoff, cfg.fill_standoff_m, cfg.n_views, arm, self._coverage,
+            cfg.min_planned_coverage, **plan)
         self.get_logger().info(
-            f"planned {len(self.views)} of {cfg.n_views} {cfg.pattern} views at {standoff:.2f} m around "
+            f"planned {len(self.views) - n_fill} of {cfg.n_views} {cfg.pattern} views at {standoff:.2f} m"
+            + (f" and {n_fill} at {cfg.fill_standoff_m:.2f} m" if n_fill else "") + " around "
             f"'{scenario.name}' in {time.perf_counter() - t0:.1f} s: planned coverage "
             f"{100 * self.planned_coverage:.1f} %, joint tour {tour_time(arm, self.views):.0f} s")
 

@@ -11,7 +11,7 @@ from anomaly_inspection_core.control.arm import workcell_arm, workcell_scene
 from anomaly_inspection_core.geometry.camera import rotation_angle_deg
 from anomaly_inspection_core.control.coverage import compute_coverage, sample_part_surface, visible_from
 from anomaly_inspection_core.control.ik import solve_ik
-from anomaly_inspection_core.control.view_planner import plan_views, tour_time, view_directions
+from anomaly_inspection_core.control.view_planner import plan_views, plan_views_filled, tour_time, view_directions
 from anomaly_inspection_core.geometry.camera import CameraIntrinsics, Pose
 from anomaly_inspection_core.scenario import load_scenario
 from anomaly_inspection_core.scenario.schema import BoxSpec, CylinderSpec
@@ -123,3 +123,25 @@ def test_unreachable_views_are_dropped(cell):
     views = plan_views(wc.part, 1.6, 4, arm, scene=scene, keep_unreachable=True)
     assert len(views) == 4 and not any(v.reachable for v in views)
     assert plan_views(wc.part, 1.6, 4, arm, scene=scene) == []
+
+
+def test_close_views_are_filled_in_from_farther_where_they_leave_gaps(cell):
+    wc, arm, scene, _ = cell
+    surface = sample_part_surface(wc.part)
+
+    def coverage(poses):
+        return compute_coverage(surface, poses, K).fraction
+
+    plan = dict(pattern="spiral", scene=scene)
+    close = plan_views(wc.part, 0.45, 16, arm, **plan)
+    close_cov = coverage([v.pose for v in close])
+    assert close_cov < 0.9  # the casting's long faces do not fit into views from 0.45 m
+    views, n_fill, cov = plan_views_filled(wc.part, 0.45, 0.6, 16, arm, coverage, 0.97, **plan)
+    assert 0 < n_fill <= 8 and len(views) == len(close) + n_fill and cov >= 0.97
+    assert cov == pytest.approx(coverage([v.pose for v in views]))
+    assert sorted(v.index for v in views) == sorted([v.index for v in close] + list(range(16, 16 + n_fill)))
+    assert tour_time(arm, views) <= tour_time(arm, sorted(views, key=lambda v: v.index)) + 1e-9
+    # enough already, or no fill standoff: the close views alone
+    views, n_fill, cov = plan_views_filled(wc.part, 0.45, 0.6, 16, arm, coverage, 0.8, **plan)
+    assert n_fill == 0 and cov == pytest.approx(close_cov)
+    assert plan_views_filled(wc.part, 0.45, 0.0, 16, arm, coverage, 0.97, **plan)[1] == 0

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import math
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,13 +167,57 @@ def plan_views(part: BoxSpec | CylinderSpec, standoff_m: float, n_views: int, ar
             dropped.append(Viewpoint(planned, res.q, False, planned, k))
     if dropped:
         log.info("view planner: %d of %d candidate views unreachable, dropped", len(dropped), len(dirs))
-    if reachable:
-        qs = np.array([v.q for v in reachable])
-        speed = np.asarray(arm.max_joint_speed)
-        cost = np.max(np.abs(qs[:, None, :] - qs[None, :, :]) / speed, axis=2)
-        start_cost = np.max(np.abs(qs - q_start) / speed, axis=1)
-        reachable = [reachable[i] for i in order_tour(cost, start_cost)]
-    return reachable + (dropped if keep_unreachable else [])
+    return _in_tour_order(reachable, arm, q_start) + (dropped if keep_unreachable else [])
+
+
+def _in_tour_order(views: list[Viewpoint], arm: ArmModel, q_start: np.ndarray) -> list[Viewpoint]:
+    """``views`` reordered into a short tour in joint space from ``q_start`` (move time as cost)."""
+    if not views:
+        return []
+    qs = np.array([v.q for v in views])
+    speed = np.asarray(arm.max_joint_speed)
+    cost = np.max(np.abs(qs[:, None, :] - qs[None, :, :]) / speed, axis=2)
+    start_cost = np.max(np.abs(qs - q_start) / speed, axis=1)
+    return [views[i] for i in order_tour(cost, start_cost)]
+
+
+def plan_views_filled(part: BoxSpec | CylinderSpec, standoff_m: float, fill_standoff_m: float, n_views: int,
+                      arm: ArmModel, coverage_of: Callable[[list[Pose]], float], min_coverage: float,
+                      n_fill_candidates: int = 16, q_start: np.ndarray | None = None,
+                      **plan_kwargs) -> tuple[list[Viewpoint], int, float]:
+    """Close views for resolution, farther ones where they leave gaps.
+
+    Plans ``n_views`` at ``standoff_m``; while their coverage (``coverage_of(poses)``, e.g.
+    :func:`compute_coverage`'s fraction) is under ``min_coverage``, adds the one of
+    ``n_fill_candidates`` views at ``fill_standoff_m`` (0 = none) that gains the most, until it
+    is reached or nothing gains. Close views image small defects larger; from farther away
+    more of the part fits into a view (the sides of a wide plate, a casting's long faces).
+    Returns (reachable views in tour order, how many are fill views, coverage); fill views'
+    ``index`` follows the close ones'. ``plan_kwargs`` go to :func:`plan_views`."""
+    if not 0.0 <= min_coverage <= 1.0:
+        raise ValueError(f"min_coverage must be in [0, 1], got {min_coverage}")
+    q_start = arm.home_array if q_start is None else arm.check_q(q_start)
+    plan_kwargs.pop("keep_unreachable", None)
+    views = plan_views(part, standoff_m, n_views, arm, q_start=q_start, **plan_kwargs)
+    poses = [v.pose for v in views]
+    coverage = close_coverage = float(coverage_of(poses)) if poses else 0.0
+    fill: list[Viewpoint] = []
+    if fill_standoff_m > 0 and coverage < min_coverage:
+        candidates = plan_views(part, fill_standoff_m, n_fill_candidates, arm, q_start=q_start, **plan_kwargs)
+        while coverage < min_coverage and candidates:
+            gains = [float(coverage_of(poses + [c.pose])) for c in candidates]
+            k = int(np.argmax(gains))
+            if gains[k] <= coverage + 1e-4:
+                break
+            coverage = gains[k]
+            poses.append(candidates[k].pose)
+            fill.append(dataclasses.replace(candidates.pop(k), index=n_views + len(fill)))
+    if fill:
+        log.info("view planner: %d views at %.2f m cover %.1f %%; with %d at %.2f m %.1f %%", len(views),
+                 standoff_m, 100 * close_coverage, len(fill), fill_standoff_m,
+                 100 * coverage)
+        views = _in_tour_order(views + fill, arm, q_start)
+    return views, len(fill), coverage
 
 
 def tour_time(arm: ArmModel, views: list[Viewpoint], q_start: np.ndarray | None = None) -> float:
