@@ -46,6 +46,11 @@ from . import conversions as conv
 from .node_utils import wall_timer, ThrottledWarner, declare_config, latched_qos, qos_from_name, run_node
 
 
+#: with ``inspection_box: part``, detections this close above the table the part stands on are
+#: not mapped (the box has no margin below the part)
+TABLE_CLEARANCE_M = 0.003
+
+
 @dataclass
 class MapperNodeConfig:
     map_frame: str = "map"
@@ -75,7 +80,8 @@ class MapperNodeConfig:
                 "in view (inside the image less visibility_border, unoccluded); 0 = off"})
     weak_min_views: int = field(default=0, metadata={
         "help": "a defect whose views average below min_score is reported anyway once detected in this many "
-                "frames, while it meets min_hit_ratio (which must be on): weak but consistent; 0 = off"})
+                "frames, while detected in weak_min_hit_ratio of the frames that saw it: weak but consistent; 0 = off"})
+    weak_min_hit_ratio: float = 0.6
     visibility_border: float = field(default=0.075, metadata={
         "help": "fraction of each image side along the edges where a defect does not count as in view and a "
                 "region reaching it is a partial view (the detector's border_margin: no regions are extracted "
@@ -141,7 +147,8 @@ class MapperNode(Node):
                                               min_score=self.cfg.min_score, min_quality=self.cfg.min_view_quality,
                                               max_size_m=self.cfg.max_size_m, inspection_box=self._inspection_box(),
                                               min_hit_ratio=self.cfg.min_hit_ratio,
-                                              weak_min_views=self.cfg.weak_min_views))
+                                              weak_min_views=self.cfg.weak_min_views,
+                                              weak_min_hit_ratio=self.cfg.weak_min_hit_ratio))
         n = max(4, int(self.cfg.buffer_size))
         self.depth_buf, self.pose_buf = _StampBuffer(n), _StampBuffer(n)
         # colour images wait here for the detector (~1 s behind on a loaded CPU): keep enough of them
@@ -193,6 +200,9 @@ class MapperNode(Node):
             if scenario is None or scenario.workcell is None:
                 raise ValueError("inspection_box 'part' needs a workcell scenario (parameter scenario)")
             lo, hi = part_bounds(scenario.workcell.part, self.cfg.inspection_box_margin_m)
+            # no margin below: the part stands on the table, and the table top next to it is no
+            # part (a plate's corner on the table was a consistent false defect, 36 views)
+            lo[2] = part_bounds(scenario.workcell.part)[0][2] + TABLE_CLEARANCE_M
         else:
             try:
                 lo, hi = (np.asarray(v, dtype=float) for v in json.loads(spec))
@@ -327,7 +337,7 @@ class MapperNode(Node):
         keep = collections.deque(maxlen=self.pending.maxlen)
         while self.pending:
             t, msg, arrived = self.pending.popleft()
-            if not msg.regions and (self.cfg.min_hit_ratio <= 0 or not self.fuser.all()) and self.gt_views is None:
+            if not msg.regions and (not self.fuser.counts_visibility or not self.fuser.all()) and self.gt_views is None:
                 continue  # nothing to localise, no defect whose consistency this frame could tell, no evaluation
             tol = self.cfg.pairing_tolerance_s
             amap = self.map_buf.nearest(t, 1e-6)
@@ -355,7 +365,7 @@ class MapperNode(Node):
             if self.gt_views is not None:
                 self.gt_views.observe(pose, intr, depth, [d.position for d in dets], border_px=border_px,
                                       max_depth_m=self.cfg.max_depth_m)
-            if self.cfg.min_hit_ratio > 0:
+            if self.fuser.counts_visibility:
                 before = {d.id for d in self.fuser.confirmed()}
                 self.fuser.observe_frame(t, pose, intr, depth, border_px=border_px, max_depth_m=self.cfg.max_depth_m)
                 if {d.id for d in self.fuser.confirmed()} != before:

@@ -70,10 +70,12 @@ class FusionConfig:
     # in most views of it, a false positive of an unfamiliar view in a few.
     min_hit_ratio: float = 0.0
     # Weak but consistent: a track whose views average below ``min_score`` is confirmed anyway
-    # once detected in at least this many frames, while it meets ``min_hit_ratio`` (which must
-    # be on). A small defect scoring just above the region threshold in most of 100 views is
-    # real; the false patches of unfamiliar views come and go. 0 = off.
+    # while it has at least this many frames and is detected in ``weak_min_hit_ratio`` of the
+    # frames that saw it (DefectFuser.observe_frame). A small defect scoring just above the region
+    # threshold in most of 100 views is real; the false patches of unfamiliar views come and go.
+    # 0 = off.
     weak_min_views: int = 0
+    weak_min_hit_ratio: float = 0.6
 
     def __post_init__(self) -> None:
         if self.inspection_box is not None:
@@ -97,9 +99,8 @@ class FusionConfig:
             raise ValueError(f"FusionConfig.min_hit_ratio must be in [0, 1], got {self.min_hit_ratio}")
         if self.weak_min_views < 0:
             raise ValueError(f"FusionConfig.weak_min_views must be >= 0, got {self.weak_min_views}")
-        if self.weak_min_views > 0 and self.min_hit_ratio <= 0:
-            raise ValueError("FusionConfig.weak_min_views needs min_hit_ratio > 0 (a weak track is confirmed "
-                             "only while it is detected consistently)")
+        if not 0.0 < self.weak_min_hit_ratio <= 1.0:
+            raise ValueError(f"FusionConfig.weak_min_hit_ratio must be in (0, 1], got {self.weak_min_hit_ratio}")
 
 
 @dataclass
@@ -370,14 +371,15 @@ class DefectFuser:
             track.type = max(set(labels), key=labels.count)
         # a defect that passed is not retracted by a later weak view...
         track.passed = track.passed or (
-            track.views >= cfg.min_views and (track.score >= cfg.min_score or self._weak_ok(track))
+            track.views >= cfg.min_views and track.score >= cfg.min_score
             and track.confidence >= cfg.min_confidence and track.whole_views >= cfg.min_whole_views
         )
         self._decide(track)
 
     def _decide(self, track: FusedDefect) -> None:
         # ...but it is once its extent shows it is no defect, or while most views of it miss it
-        track.confirmed = track.passed and not self.too_large(track) and self.consistent(track)
+        track.confirmed = ((track.passed or self._weak_ok(track)) and not self.too_large(track)
+                           and self.consistent(track))
 
     def unmet_rules(self, track: FusedDefect) -> list[str]:
         """The confirmation rules the track fails now, in words (empty for a confirmed one).
@@ -392,7 +394,12 @@ class DefectFuser:
             if track.whole_views < cfg.min_whole_views:
                 out.append(f"{track.whole_views} whole views < {cfg.min_whole_views}")
             if track.score < cfg.min_score and not self._weak_ok(track):
-                weak = f" and {track.views} views < {cfg.weak_min_views}" if cfg.weak_min_views > 0 else ""
+                weak = ""
+                if cfg.weak_min_views > 0:
+                    lacks = ([f"{track.views} views < {cfg.weak_min_views}"] if track.views < cfg.weak_min_views
+                             else []) + ([f"detected in {track.hits} of {track.visible} < {cfg.weak_min_hit_ratio:.2f}"]
+                                         if track.hits < cfg.weak_min_hit_ratio * max(track.visible, 1) else [])
+                    weak = f" and {', '.join(lacks)}"
                 out.append(f"score {track.score:.2f} < {cfg.min_score:.2f}{weak}")
             if track.confidence < cfg.min_confidence:
                 out.append(f"confidence {track.confidence:.2f} < {cfg.min_confidence:.2f}")
@@ -411,9 +418,16 @@ class DefectFuser:
                 "whole_views": int(track.whole_views), "visible_views": int(track.visible), "hits": int(track.hits),
                 "confirmed": bool(track.confirmed), "unmet_rules": self.unmet_rules(track)}
 
+    @property
+    def counts_visibility(self) -> bool:
+        """Whether a rule needs :meth:`observe_frame` (the frames that saw each track)."""
+        return self.config.min_hit_ratio > 0 or self.config.weak_min_views > 0
+
     def _weak_ok(self, track: FusedDefect) -> bool:
-        """Enough views for the weak-but-consistent rule (consistency is tested in _decide)."""
-        return self.config.weak_min_views > 0 and track.views >= self.config.weak_min_views
+        """The weak-but-consistent rule, tested live (a weak track is retracted when it fails it)."""
+        cfg = self.config
+        return (cfg.weak_min_views > 0 and track.views >= cfg.weak_min_views and track.visible > 0
+                and track.whole_views >= cfg.min_whole_views and track.hits >= cfg.weak_min_hit_ratio * track.visible)
 
     def consistent(self, track: FusedDefect) -> bool:
         """Detected in at least ``min_hit_ratio`` of the frames that saw it (true when none was told)."""
