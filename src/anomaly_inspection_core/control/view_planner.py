@@ -197,7 +197,8 @@ def plan_views_filled(part: BoxSpec | CylinderSpec, standoff_m: float, fill_stan
     if not 0.0 <= min_coverage <= 1.0:
         raise ValueError(f"min_coverage must be in [0, 1], got {min_coverage}")
     q_start = arm.home_array if q_start is None else arm.check_q(q_start)
-    plan_kwargs.pop("keep_unreachable", None)
+    if plan_kwargs.get("keep_unreachable"):
+        raise ValueError("plan_views_filled plans reachable views only (keep_unreachable is not supported)")
     views = plan_views(part, standoff_m, n_views, arm, q_start=q_start, **plan_kwargs)
     poses = [v.pose for v in views]
     coverage = close_coverage = float(coverage_of(poses)) if poses else 0.0
@@ -214,8 +215,7 @@ def plan_views_filled(part: BoxSpec | CylinderSpec, standoff_m: float, fill_stan
             fill.append(dataclasses.replace(candidates.pop(k), index=n_views + len(fill)))
     if fill:
         log.info("view planner: %d views at %.2f m cover %.1f %%; with %d at %.2f m %.1f %%", len(views),
-                 standoff_m, 100 * close_coverage, len(fill), fill_standoff_m,
-                 100 * coverage)
+                 standoff_m, 100 * close_coverage, len(fill), fill_standoff_m, 100 * coverage)
         views = _in_tour_order(views + fill, arm, q_start)
     return views, len(fill), coverage
 

@@ -17,7 +17,8 @@ Estimates are quality-weighted over the observations after rejecting those far f
 weighted median (a mis-association or a bad depth), so one poor view does not drag a defect.
 A track is *confirmed* (reported) once it has ``min_views`` distinct frames (``min_whole_views``
 of them not cut by the image edge or the detector's border band) and its fused score is at
-least ``min_score`` (or, with ``weak_min_views``, it has that many frames whatever its score);
+least ``min_score`` (or, with ``weak_min_views``, while it has that many frames and is detected
+in ``weak_min_hit_ratio`` of the frames that saw it, whatever its score);
 with ``max_size_m`` it must also be no larger than that (an anomalous area metres long is an
 unfamiliar view of the asset, e.g. an elbow seen from an angle the teach pass never flew, not a
 surface defect; sizes are kept on every track), and with ``min_hit_ratio`` it must be detected
@@ -394,13 +395,15 @@ class DefectFuser:
             if track.whole_views < cfg.min_whole_views:
                 out.append(f"{track.whole_views} whole views < {cfg.min_whole_views}")
             if track.score < cfg.min_score and not self._weak_ok(track):
-                weak = ""
-                if cfg.weak_min_views > 0:
-                    lacks = ([f"{track.views} views < {cfg.weak_min_views}"] if track.views < cfg.weak_min_views
-                             else []) + ([f"detected in {track.hits} of {track.visible} < {cfg.weak_min_hit_ratio:.2f}"]
-                                         if track.hits < cfg.weak_min_hit_ratio * max(track.visible, 1) else [])
-                    weak = f" and {', '.join(lacks)}"
-                out.append(f"score {track.score:.2f} < {cfg.min_score:.2f}{weak}")
+                rule = f"score {track.score:.2f} < {cfg.min_score:.2f}"
+                if cfg.weak_min_views > 0:  # ...and what the weak-but-consistent rule lacks
+                    lacks = []
+                    if track.views < cfg.weak_min_views:
+                        lacks.append(f"{track.views} views < {cfg.weak_min_views}")
+                    if track.visible == 0 or track.hits < cfg.weak_min_hit_ratio * track.visible:
+                        lacks.append(f"detected in {track.hits} of {track.visible} < {cfg.weak_min_hit_ratio:.2f}")
+                    rule += f" and {', '.join(lacks)}"
+                out.append(rule)
             if track.confidence < cfg.min_confidence:
                 out.append(f"confidence {track.confidence:.2f} < {cfg.min_confidence:.2f}")
         if self.too_large(track):
