@@ -124,12 +124,11 @@ class CaptureNode(Node):
         t0 = time.perf_counter()
         arm = workcell_arm(self.workcell)
         self.surface = sample_part_surface(self.workcell.part)
-        plan = dict(pattern=cfg.pattern, min_elevation_deg=cfg.min_elevation_deg,
-                    max_elevation_deg=cfg.max_elevation_deg, scene=workcell_scene(self.workcell))
         standoff = cfg.standoff_m if cfg.standoff_m > 0 else float(self.workcell.standoff)
         self.views, n_fill, self.planned_coverage = plan_views_filled(
             self.workcell.part, standoff, cfg.fill_standoff_m, cfg.n_views, arm, self._coverage,
-            cfg.min_planned_coverage, **plan)
+            cfg.min_planned_coverage, pattern=cfg.pattern, min_elevation_deg=cfg.min_elevation_deg,
+            max_elevation_deg=cfg.max_elevation_deg, scene=workcell_scene(self.workcell))
         self.get_logger().info(
             f"planned {len(self.views) - n_fill} of {cfg.n_views} {cfg.pattern} views at {standoff:.2f} m"
             + (f" and {n_fill} at {cfg.fill_standoff_m:.2f} m" if n_fill else "") + " around "

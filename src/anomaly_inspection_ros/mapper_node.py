@@ -81,7 +81,8 @@ class MapperNodeConfig:
     weak_min_views: int = field(default=0, metadata={
         "help": "a defect whose views average below min_score is reported anyway once detected in this many "
                 "frames, while detected in weak_min_hit_ratio of the frames that saw it: weak but consistent; 0 = off"})
-    weak_min_hit_ratio: float = 0.6
+    weak_min_hit_ratio: float = field(default=0.6, metadata={
+        "help": "see weak_min_views: the share of the frames that saw a weak defect that must have detected it"})
     visibility_border: float = field(default=0.075, metadata={
         "help": "fraction of each image side along the edges where a defect does not count as in view and a "
                 "region reaching it is a partial view (the detector's border_margin: no regions are extracted "
@@ -199,10 +200,11 @@ class MapperNode(Node):
             scenario = load_scenario(self.cfg.scenario) if self.cfg.scenario else None
             if scenario is None or scenario.workcell is None:
                 raise ValueError("inspection_box 'part' needs a workcell scenario (parameter scenario)")
-            lo, hi = part_bounds(scenario.workcell.part, self.cfg.inspection_box_margin_m)
+            margin = self.cfg.inspection_box_margin_m
+            lo, hi = part_bounds(scenario.workcell.part, margin)
             # no margin below: the part stands on the table, and the table top next to it is no
             # part (a plate's corner on the table was a consistent false defect, 36 views)
-            lo[2] = part_bounds(scenario.workcell.part)[0][2] + TABLE_CLEARANCE_M
+            lo[2] += margin + TABLE_CLEARANCE_M
         else:
             try:
                 lo, hi = (np.asarray(v, dtype=float) for v in json.loads(spec))
