@@ -204,6 +204,55 @@ def test_continuation_whose_corner_the_pipe_is_seen_beyond_is_dropped() -> None:
     assert tracker._next is None
 
 
+def test_continuation_is_acted_on_only_once_seen_long_enough_beyond_its_corner() -> None:
+    """Looked at from round a pipe's end, stubs of a "second cylinder" 1.1-1.3 radii long were
+    seen in two frames, confirmed and flown onto (``pipeline_elbows``' cut first turn, flown
+    with its commands late: the UAV went down round the end and back along the pipe). Real
+    continuations measured 1.9 radii or more when first confirmed."""
+    from anomaly_inspection_core.control.pipe_tracker import _Continuation
+
+    config = PipeTrackerConfig()
+    tracker = PipeTracker(config)
+    tracker._segment = _Segment(point=np.array([0.0, 0.0, 1.2]), direction=np.array([1.0, 0.0, 0.0]),
+                                radius=0.12, side=np.array([0.0, -1.0, 0.0]), t_hi=1.0, end_seen=3, end_t=1.0)
+    stub = _Continuation(corner=np.array([0.9, 0.0, 1.2]), direction=np.array([0.0, 0.0, -1.0]), radius=0.13,
+                         side=np.array([0.0, -1.0, 0.0]), seen=6, length=0.15)
+    tracker._next = stub
+    uav = np.array([0.9, -0.2, 0.9])  # 0.07 m from the stub's surface, 0.2 m from the pipe's
+    assert not stub.confirmed(config)
+    push_stub = tracker._clearance_push(uav)
+    stub.length = 0.22  # 1.7 radii
+    assert stub.confirmed(config)
+    push_piece = tracker._clearance_push(uav)
+    # only a confirmed continuation pushes the UAV away (horizontally, off a piece going down)
+    assert abs(push_piece[1]) > abs(push_stub[1]) + 0.1
+    stub.seen = 1
+    assert not stub.confirmed(config)  # seen long but once
+    with pytest.raises(ValueError, match="continuation_min_length_radii"):
+        PipeTrackerConfig(continuation_min_length_radii=-1.0)
+
+
+def test_crossing_over_counts_elevation_from_a_level_side() -> None:
+    """A piece's side is projected onto each new model of its axis; projected onto the leaning
+    axes of a young model after a turn it kept a vertical part (z -0.13 on random pipeline 5).
+    The crossing over the top aimed its half circle along that side and counted the elevation
+    along it too: at the goal (150 deg) it counted 146.6 deg, under the 147 deg it waits for,
+    and the flight ended ABORTED ("no progress"). Counted from the level side, the goal is met."""
+    side = np.array([0.0, -0.99, -0.13]) / np.linalg.norm([0.0, -0.99, -0.13])
+    seg = _Segment(point=np.array([0.0, 0.0, 1.2]), direction=np.array([1.0, 0.0, 0.0]), radius=0.15,
+                   side=side, fits=20)
+    level = seg.level_side()
+    assert level == pytest.approx([0.0, -1.0, 0.0], abs=1e-9)
+    e = math.radians(150.0)
+    aimed_old = seg.point + 0.85 * (math.cos(e) * seg.side + math.sin(e) * seg.up())
+    assert seg.elevation_of(aimed_old) < 147.0  # the defect: never reached
+    aimed = seg.point + 0.85 * (math.cos(e) * level + math.sin(e) * seg.up())
+    assert seg.elevation_of(aimed, level) == pytest.approx(150.0, abs=1e-6)
+    riser = _Segment(point=np.zeros(3), direction=np.array([0.0, 0.0, 1.0]), radius=0.15,
+                     side=np.array([0.0, -1.0, 0.0]))
+    assert riser.level_side() is riser.side  # no top to cross: left as it is
+
+
 def test_pipe_that_vanishes_ends_in_aborted() -> None:
     scene = PipeScene([[0, 0, 1.2], [6, 0, 1.2]], radius=RADIUS)
     uav = Uav(2.0, -(STANDOFF + RADIUS), 1.2, math.pi / 2)

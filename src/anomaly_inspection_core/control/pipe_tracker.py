@@ -120,6 +120,11 @@ class PipeTrackerConfig:
     corner_max_gap_m: float = 0.7
     #: frames a continuation or an end must be seen in before acting on it
     confirm_frames: int = 2
+    #: a continuation is acted on only once this many of its radii of it have been seen beyond
+    #: the corner: at a pipe's end, looked at from round the end, short stubs of a "second
+    #: cylinder" (1.1-1.3 radii) were confirmed and flown onto; real ones measured 1.9-4 radii
+    #: at confirmation, many more later
+    continuation_min_length_radii: float = 1.6
     #: yaw of the camera towards the direction of travel on horizontal runs: widens the
     #: look-ahead so that a turn towards the UAV is seen before the UAV is too close to it
     lead_yaw_deg: float = 15.0
@@ -206,6 +211,8 @@ class PipeTrackerConfig:
             raise ValueError("need stall_timeout_s >= 0, stall_backoff_m > 0 and max_stalls >= 1")
         if not math.isfinite(self.revisit_margin_m):
             raise ValueError(f"revisit_margin_m must be finite, got {self.revisit_margin_m}")
+        if not 0.0 <= self.continuation_min_length_radii < 10.0:
+            raise ValueError(f"continuation_min_length_radii must be in [0, 10), got {self.continuation_min_length_radii}")
         if self.no_progress_timeout_s < 0:
             raise ValueError(f"no_progress_timeout_s must be >= 0, got {self.no_progress_timeout_s}")
         for name in ("lost_timeout_s", "search_timeout_s", "max_yaw_rate", "position_gain",
@@ -370,13 +377,27 @@ class _Segment:
         u = np.array([0.0, 0.0, 1.0]) - float(self.direction[2]) * self.direction
         return u / np.linalg.norm(u)
 
-    def elevation_of(self, p: np.ndarray) -> float:
-        """Elevation (degrees) of ``p`` above the axis's level, seen from the axis; 0 on a riser."""
+    def elevation_of(self, p: np.ndarray, side: np.ndarray | None = None) -> float:
+        """Elevation (degrees) of ``p`` above the axis's level, seen from the axis, counted from
+        ``side`` (default: the piece's side); 0 on a riser."""
         up = self.up()
         if up is None:
             return 0.0
         u = p - self.point
-        return math.degrees(math.atan2(float(np.dot(u, up)), float(np.dot(u, self.side))))
+        side = self.side if side is None else side
+        return math.degrees(math.atan2(float(np.dot(u, up)), float(np.dot(u, side))))
+
+    def level_side(self) -> np.ndarray:
+        """The side made perpendicular to :meth:`up` as well as to the axis (the side itself on
+        a riser). The side is projected onto each new model of the axis; projected onto the
+        leaning axes of a young model after a turn it keeps a vertical part once the axis
+        levels (z -0.13 on random pipeline 5)."""
+        up = self.up()
+        if up is None:
+            return self.side
+        s = self.side - float(np.dot(self.side, up)) * up
+        n = float(np.linalg.norm(s))
+        return s / n if n > 1e-6 else self.side
 
     def estimate(self, lo: float = -0.5) -> CylinderEstimate:
         hi = self.t_hi if math.isfinite(self.t_hi) else 0.5
@@ -394,12 +415,18 @@ class _Continuation:
     radius: float
     side: np.ndarray
     seen: int = 1
+    #: the longest stretch of it seen beyond the corner (m)
+    length: float = 0.0
     #: a riser entered from a run: the side it is flown on until its end comes into view is the
     #: run's (``side``), this one after (see :meth:`PipeTracker._side_for`)
     safe_side: np.ndarray | None = None
     #: going round the corner has begun (kept until the switch, so that the UAV does not
     #: dither between orbiting and following at the corner)
     orbiting: bool = False
+
+    def confirmed(self, config: PipeTrackerConfig) -> bool:
+        """Seen often enough, and long enough beyond the corner, to act on."""
+        return self.seen >= config.confirm_frames and self.length >= config.continuation_min_length_radii * self.radius
 
     def is_inside_turn(self, seg: _Segment) -> bool:
         """Whether this piece leaves ``seg`` towards the UAV's side (an inside turn)."""
@@ -529,7 +556,7 @@ class PipeTracker:
             # climbing a riser on the run's side: look up along it, to see its end early
             gimbal = -self.config.riser_look_ahead_deg
         elif self._cross_t is not None and seg is not None:
-            e = seg.elevation_of(pos)  # 0..180 over the top; the camera faces the axis from either side
+            e = seg.elevation_of(pos, seg.level_side())  # 0..180 over the top; the camera faces the axis from either side
             gimbal = float(np.clip(min(e, 180.0 - e), 0.0, 90.0))
         elif self.config.view_elevation_deg > 0 and seg is not None:
             gimbal = float(np.clip(seg.elevation_of(pos), 0.0, self.config.view_elevation_deg))
@@ -908,9 +935,9 @@ class PipeTracker:
         rel_lo, rel_hi = b.extent[0] - tb, b.extent[1] - tb
         # orient the continuation away from the corner, towards its visible points
         if rel_lo >= -0.15:
-            direction = bd
+            direction, length = bd, rel_hi
         elif rel_hi <= 0.15:
-            direction = -bd
+            direction, length = -bd, -rel_lo
         else:
             # the other cylinder runs through the corner: not a continuation
             _LOG.debug("continuation: extent %.2f..%.2f spans the corner", rel_lo, rel_hi)
@@ -935,9 +962,10 @@ class PipeTracker:
             nxt.radius = (1 - a) * nxt.radius + a * b.radius
             nxt.side, nxt.safe_side = side, safe_side
             nxt.seen += 1
+            nxt.length = max(nxt.length, float(length))
         else:
-            self._next = _Continuation(corner=corner, direction=_unit(direction),
-                                       radius=b.radius, side=side, safe_side=safe_side)
+            self._next = _Continuation(corner=corner, direction=_unit(direction), radius=b.radius,
+                                       side=side, safe_side=safe_side, length=float(length))
 
     # ------------------------------------------------------------------ control
     def _control(self, pose: Pose, stamp: float, fitted: bool) -> tuple[np.ndarray, float]:
@@ -982,7 +1010,7 @@ class PipeTracker:
         end."""
         cfg = self.config
         seg, nxt = self._segment, self._next
-        if (seg is None or nxt is None or not seg.is_riser or nxt.seen < cfg.confirm_frames
+        if (seg is None or nxt is None or not seg.is_riser or not nxt.confirmed(cfg)
                 or seg.end_seen < cfg.confirm_frames or nxt.is_inside_turn(seg)
                 or self._cross_t is not None or self._side_move_t is not None):
             return False
@@ -1054,7 +1082,7 @@ class PipeTracker:
         seg = self._segment
         c = pose.position
         dist = cfg.standoff_m + seg.radius
-        nxt = self._next if (self._next is not None and self._next.seen >= cfg.confirm_frames) else None
+        nxt = self._next if (self._next is not None and self._next.confirmed(cfg)) else None
         if seg.safe_side is not None and (seg.end_seen >= cfg.confirm_frames or nxt is not None):
             seg.side, seg.safe_side = seg.safe_side, None
             self._side_move_t = seg.foot(c)
@@ -1137,7 +1165,7 @@ class PipeTracker:
         seg = self._segment
         if seg is not None:
             pieces.append((seg.point, seg.direction, seg.radius, -math.inf, seg.t_hi))
-        if self._next is not None and self._next.seen >= cfg.confirm_frames:
+        if self._next is not None and self._next.confirmed(cfg):
             # a continuation seen once may be clutter; pushing away from it could also
             # take the UAV out of the pose from which it would confirm it
             n = self._next
@@ -1226,11 +1254,15 @@ class PipeTracker:
             _LOG.warning(self.message)
             return self._follow(pose)
         goal = 180.0 - cfg.view_elevation_deg
-        e = seg.elevation_of(c)
+        # counted from a level side: with the side's vertical part (a young model's, kept) the
+        # half circle's target and the elevation counted along it disagreed, and the crossing
+        # held 2 deg short of its goal until "no progress" aborted the flight (random pipeline 5)
+        side = seg.level_side()
+        e = seg.elevation_of(c, side)
         if e < -90.0:
             e += 360.0  # below the far side: count on past 180
         if e >= goal - 3.0:
-            seg.side = -seg.side  # now on the wanted side; its elevation counts from there
+            seg.side = -side  # now on the wanted side; its elevation counts from there
             if seg.corner is not None:
                 # the crossing waits until the half circle over the top clears the corner's
                 # pieces (1.5-1.6 m past it): that part was seen from the wrong side only
@@ -1245,15 +1277,15 @@ class PipeTracker:
         # facing the axis from the side it starts on, then from the other: the yaw turns half
         # round while the UAV is over the top (the camera pitched straight down sees the pipe
         # whatever the yaw), and the UAV goes on down only once it has
-        yaw_new = math.atan2(seg.side[1], seg.side[0])
+        yaw_new = math.atan2(side[1], side[0])
         if e < 80.0:
-            phi, yaw = min(max(e, 0.0) + 25.0, 90.0), self._facing_yaw(seg.side)
+            phi, yaw = min(max(e, 0.0) + 25.0, 90.0), self._facing_yaw(side)
         elif abs(_wrap(yaw_new - _camera_yaw(pose))) > math.radians(20.0):
             phi, yaw = 90.0, yaw_new
         else:
             phi, yaw = min(e + 25.0, goal), yaw_new
         phi = math.radians(phi)
-        offset = math.cos(phi) * seg.side + math.sin(phi) * up
+        offset = math.cos(phi) * side + math.sin(phi) * up
         target = seg.point + self._cross_t * seg.direction + dist * offset
         v = cfg.position_gain * (target - c)
         self.message = "crossing over the pipe's top to the inspection side"
