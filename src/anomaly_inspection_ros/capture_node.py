@@ -62,6 +62,9 @@ class CaptureNodeConfig:
         "help": "while the views at standoff_m plan less than min_planned_coverage, add views from this farther "
                 "standoff where they gain most (0 = none)"})
     min_planned_coverage: float = field(default=0.97, metadata={"help": "see fill_standoff_m (fraction)"})
+    fill_min_views: int = field(default=1, metadata={
+        "help": "fill views are added until min_planned_coverage of the surface is seen by this many views "
+                "(2: a plate's thin sides, seen once from the close views, then twice, as fusion needs)"})
     min_elevation_deg: float = 20.0
     max_elevation_deg: float = 85.0
     position_tolerance_m: float = field(default=0.003, metadata={"help": "camera at the target within this"})
@@ -108,6 +111,8 @@ class CaptureNode(Node):
             raise ValueError(f"parameter fill_standoff_m must be >= 0, got {cfg.fill_standoff_m}")
         if not 0.0 <= cfg.min_planned_coverage <= 1.0:
             raise ValueError(f"parameter min_planned_coverage must be in [0, 1], got {cfg.min_planned_coverage}")
+        if cfg.fill_min_views < 1:
+            raise ValueError(f"parameter fill_min_views must be >= 1, got {cfg.fill_min_views}")
         if cfg.n_views < 1 or cfg.captures_per_view < 1:
             raise ValueError(f"n_views and captures_per_view must be >= 1, got {cfg.n_views}, {cfg.captures_per_view}")
         for name in ("position_tolerance_m", "angle_tolerance_deg", "steady_tolerance_m", "view_timeout_s",
@@ -125,15 +130,19 @@ class CaptureNode(Node):
         arm = workcell_arm(self.workcell)
         self.surface = sample_part_surface(self.workcell.part)
         standoff = cfg.standoff_m if cfg.standoff_m > 0 else float(self.workcell.standoff)
-        self.views, n_fill, self.planned_coverage = plan_views_filled(
-            self.workcell.part, standoff, cfg.fill_standoff_m, cfg.n_views, arm, self._coverage,
-            cfg.min_planned_coverage, pattern=cfg.pattern, min_elevation_deg=cfg.min_elevation_deg,
+        self.views, n_fill, fill_coverage = plan_views_filled(
+            self.workcell.part, standoff, cfg.fill_standoff_m, cfg.n_views, arm,
+            lambda poses: self._coverage(poses, cfg.fill_min_views), cfg.min_planned_coverage,
+            pattern=cfg.pattern, min_elevation_deg=cfg.min_elevation_deg,
             max_elevation_deg=cfg.max_elevation_deg, scene=workcell_scene(self.workcell))
+        self.planned_coverage = self._coverage([v.pose for v in self.views])
         self.get_logger().info(
             f"planned {len(self.views) - n_fill} of {cfg.n_views} {cfg.pattern} views at {standoff:.2f} m"
             + (f" and {n_fill} at {cfg.fill_standoff_m:.2f} m" if n_fill else "") + " around "
             f"'{scenario.name}' in {time.perf_counter() - t0:.1f} s: planned coverage "
-            f"{100 * self.planned_coverage:.1f} %, joint tour {tour_time(arm, self.views):.0f} s")
+            f"{100 * self.planned_coverage:.1f} %"
+            + (f" ({100 * fill_coverage:.1f} % by {cfg.fill_min_views} views or more)" if cfg.fill_min_views > 1 else "")
+            + f", joint tour {tour_time(arm, self.views):.0f} s")
 
         self.state = IDLE
         self.message = f"{len(self.views)} views planned"
@@ -174,11 +183,11 @@ class CaptureNode(Node):
         self._scored = 0
         self._sent_wall = 0.0
 
-    def _coverage(self, poses: list[Pose]) -> float:
+    def _coverage(self, poses: list[Pose], min_views: int = 1) -> float:
         if not poses:
             return 0.0
         return float(compute_coverage(self.surface, poses, self.intrinsics, min_px_per_cm=self.cfg.min_px_per_cm,
-                                      max_incidence_deg=self.cfg.max_incidence_deg).fraction)
+                                      max_incidence_deg=self.cfg.max_incidence_deg, min_views=min_views).fraction)
 
     def _start(self) -> tuple[bool, str]:
         self._reset_pass()

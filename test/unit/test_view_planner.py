@@ -55,6 +55,21 @@ def test_only_the_top_view_covers_the_top_share():
     assert res.per_face == {"top": 1.0, "+x": 0.0, "-x": 0.0, "+y": 0.0, "-y": 0.0}
 
 
+def test_coverage_by_at_least_n_views_counts_only_cells_seen_that_often():
+    views = _face_views()
+    oblique = Pose.looking_at(BOX.position + np.array([0.5, 0.0, 0.5]), BOX.position, up=(0.0, 0.0, 1.0))
+    poses = list(views.values()) + [oblique]  # the oblique view sees the top and +x (45 deg) again
+    once = compute_coverage(BOX, poses, K)
+    twice = compute_coverage(BOX, poses, K, min_views=2)
+    assert once.fraction == pytest.approx(1.0, abs=1e-12)
+    assert twice.per_face["-x"] == 0.0 and twice.per_face["+y"] == 0.0
+    assert twice.per_face["top"] > 0.9 and twice.per_face["+x"] > 0.5
+    top_x = 0.12 * twice.per_face["top"] + 0.06 * twice.per_face["+x"]
+    assert twice.fraction == pytest.approx(top_x / 0.40, abs=1e-9)
+    with pytest.raises(ValueError, match="min_views"):
+        compute_coverage(BOX, poses, K, min_views=0)
+
+
 def test_resolution_and_incidence_thresholds_reject_views():
     far = Pose.looking_at(BOX.position + [0.0, 0.0, 3.0], BOX.position, up=(1.0, 0.0, 0.0))
     # At 2.9 m a 640 px, 50 deg camera gives ~1.8 px/cm: below 4, enough for 1.

@@ -46,7 +46,8 @@ class SurfaceSamples:
 class CoverageResult:
     """Coverage of a part by a set of views.
 
-    ``fraction`` is the share of the sampled surface area seen by at least one view;
+    ``fraction`` is the share of the sampled surface area seen by at least one view (by at
+    least ``min_views`` when :func:`compute_coverage` was given more);
     ``per_face`` the same share per face; ``per_view`` the share each view sees on its own;
     ``views_per_sample`` how many views see each sample (for redundancy statistics).
     """
@@ -165,8 +166,11 @@ def visible_from(samples: SurfaceSamples, pose: Pose, intrinsics: CameraIntrinsi
 def compute_coverage(part: BoxSpec | CylinderSpec | SurfaceSamples, poses: list[Pose],
                      intrinsics: CameraIntrinsics, *, spacing_m: float = 0.01, min_px_per_cm: float = 4.0,
                      max_incidence_deg: float = 60.0, min_range_m: float = 0.05,
-                     max_range_m: float = 5.0) -> CoverageResult:
-    """Share of the part's inspectable surface area seen adequately by at least one of ``poses``."""
+                     max_range_m: float = 5.0, min_views: int = 1) -> CoverageResult:
+    """Share of the part's inspectable surface area seen adequately by at least ``min_views`` of
+    ``poses`` (1: by any; 2: what a fusion that needs two views can confirm)."""
+    if min_views < 1:
+        raise ValueError(f"min_views must be >= 1, got {min_views}")
     if not 0.0 < max_incidence_deg <= 90.0:
         raise ValueError(f"max_incidence_deg must be in (0, 90], got {max_incidence_deg}")
     if min_px_per_cm < 0:
@@ -180,7 +184,7 @@ def compute_coverage(part: BoxSpec | CylinderSpec | SurfaceSamples, poses: list[
                          max_incidence_deg=max_incidence_deg, min_range_m=min_range_m, max_range_m=max_range_m)
         count += m
         per_view.append(float(samples.areas[m].sum() / total))
-    seen = count > 0
+    seen = count >= min_views
     per_face = {}
     for k, name in enumerate(samples.face_names):
         sel = samples.faces == k
