@@ -253,6 +253,35 @@ def test_crossing_over_counts_elevation_from_a_level_side() -> None:
     assert riser.level_side() is riser.side  # no top to cross: left as it is
 
 
+def test_settled_model_is_not_turned_by_the_fit_that_re_acquires_the_pipe() -> None:
+    """A run lost at a riser's foot was re-acquired on a fit that took in the elbow (the search
+    fits with a wide cone, to find the pipe where it really is). Fused, it unsettled the run's
+    model, the next fits turned it 56 deg up onto the riser, and the riser was then flown as one
+    entered from a riser, under the piece at its top (unseen seed 15, collided). A settled model
+    now rejects a far-off fit while searching too; the pipe counts as found all the same."""
+    from anomaly_inspection_core.control.pipe_tracker import TrackerState
+
+    lean = math.radians(20.0)
+    scene = PipeScene([[0.0, 0, 1.2], [6 * math.cos(lean), 0, 1.2 + 6 * math.sin(lean)]], radius=RADIUS,
+                      posts_every_m=0.0, flanges_every_m=0.0)
+    uav = Uav(2.0, -(STANDOFF + RADIUS), 1.2 + 2.0 * math.tan(lean), math.pi / 2)
+    op = depth_to_oriented_points(scene.render(K, uav.pose), K, stride=2)
+    for settled in (True, False):
+        tracker = PipeTracker(PipeTrackerConfig())
+        level = np.array([1.0, 0.0, 0.0])
+        tracker._segment = seg = _Segment(point=np.array([2.0, 0.0, 1.2 + 2.0 * math.tan(lean)]), direction=level,
+                                          radius=RADIUS, side=np.array([0.0, -1.0, 0.0]), t_hi=1.0, fits=40,
+                                          agreed=20 if settled else 3)
+        tracker.state = TrackerState.SEARCHING
+        est, _ = tracker._measure(op, uav.pose)
+        assert est is not None  # found again
+        turned = math.degrees(math.acos(min(1.0, float(np.dot(seg.direction, level)))))
+        if settled:
+            assert turned == pytest.approx(0.0, abs=1e-9) and seg.rejected == 1 and seg.agreed == 20
+        else:
+            assert turned > 4.0  # a young model takes the fit, as before
+
+
 def test_pipe_that_vanishes_ends_in_aborted() -> None:
     scene = PipeScene([[0, 0, 1.2], [6, 0, 1.2]], radius=RADIUS)
     uav = Uav(2.0, -(STANDOFF + RADIUS), 1.2, math.pi / 2)

@@ -692,10 +692,14 @@ class PipeTracker:
             self._start(est, est_map, pose)
         else:
             agrees = _angle_deg(est_map.direction, seg.direction) <= cfg.fuse_max_angle_deg
-            if not agrees and seg.agreed >= 15 and self.state == TrackerState.TRACKING:
+            if not agrees and seg.agreed >= 15:
                 # a model that 15 fits in a row have agreed with is settled: a fit this far off
                 # is more likely a neighbouring piece pulling the fit than the followed piece
-                # turning. The pipe is in view (not lost), but the fit is not fused...
+                # turning. The pipe is in view (not lost), but the fit is not fused... While
+                # searching too: a run lost at a riser's foot was re-acquired on a fit that took
+                # in the elbow, fused, it unsettled the run's model and the next fits turned it
+                # 56 deg up onto the riser (seed 15, with the stored side levelled: the riser
+                # then got no turned side and the UAV collided under the piece at its top)...
                 same = (seg.rejected_direction is not None
                         and _angle_deg(est_map.direction, seg.rejected_direction) <= cfg.fuse_max_angle_deg)
                 seg.rejected = seg.rejected + 1 if same else 1
