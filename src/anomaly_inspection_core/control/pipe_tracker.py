@@ -120,10 +120,10 @@ class PipeTrackerConfig:
     corner_max_gap_m: float = 0.7
     #: frames a continuation or an end must be seen in before acting on it
     confirm_frames: int = 2
-    #: a continuation is acted on only once this many of its radii of it have been seen beyond
-    #: the corner: at a pipe's end, looked at from round the end, short stubs of a "second
-    #: cylinder" (1.1-1.3 radii) were confirmed and flown onto; real ones measured 1.9-4 radii
-    #: at confirmation, many more later
+    #: a continuation is acted on only once a stretch of it this many of its radii long has
+    #: been seen beyond the corner: at a pipe's end, looked at from round the end, stubs of a
+    #: "second cylinder" 1.1-1.3 radii long were confirmed and flown onto; real continuations
+    #: measured 1.9-4 radii when first confirmed, many more later
     continuation_min_length_radii: float = 1.6
     #: yaw of the camera towards the direction of travel on horizontal runs: widens the
     #: look-ahead so that a turn towards the UAV is seen before the UAV is too close to it
