@@ -135,7 +135,8 @@ class CaptureNode(Node):
             lambda poses: self._coverage(poses, cfg.fill_min_views), cfg.min_planned_coverage,
             pattern=cfg.pattern, min_elevation_deg=cfg.min_elevation_deg,
             max_elevation_deg=cfg.max_elevation_deg, scene=workcell_scene(self.workcell))
-        self.planned_coverage = self._coverage([v.pose for v in self.views])
+        self.planned_coverage = (fill_coverage if cfg.fill_min_views == 1
+                                 else self._coverage([v.pose for v in self.views]))
         self.get_logger().info(
             f"planned {len(self.views) - n_fill} of {cfg.n_views} {cfg.pattern} views at {standoff:.2f} m"
             + (f" and {n_fill} at {cfg.fill_standoff_m:.2f} m" if n_fill else "") + " around "
