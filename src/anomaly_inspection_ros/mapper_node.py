@@ -200,11 +200,10 @@ class MapperNode(Node):
             scenario = load_scenario(self.cfg.scenario) if self.cfg.scenario else None
             if scenario is None or scenario.workcell is None:
                 raise ValueError("inspection_box 'part' needs a workcell scenario (parameter scenario)")
-            margin = self.cfg.inspection_box_margin_m
-            lo, hi = part_bounds(scenario.workcell.part, margin)
             # no margin below: the part stands on the table, and the table top next to it is no
             # part (a plate's corner on the table was a consistent false defect, 36 views)
-            lo[2] += margin + TABLE_CLEARANCE_M
+            lo, hi = part_bounds(scenario.workcell.part, self.cfg.inspection_box_margin_m,
+                                 below_m=-TABLE_CLEARANCE_M)
         else:
             try:
                 lo, hi = (np.asarray(v, dtype=float) for v in json.loads(spec))

@@ -196,6 +196,8 @@ def test_part_bounds_of_boxes_and_cylinders() -> None:
 
     lo, hi = part_bounds(load_scenario("workcell_cylinder").workcell.part, margin_m=0.03)
     assert lo == pytest.approx([-0.15, -0.15, 0.72]) and hi == pytest.approx([0.15, 0.15, 1.08])
+    lo, hi = part_bounds(load_scenario("workcell_cylinder").workcell.part, margin_m=0.03, below_m=-0.003)
+    assert lo == pytest.approx([-0.15, -0.15, 0.753]) and hi == pytest.approx([0.15, 0.15, 1.08])
     part = load_scenario("workcell_casting").workcell.part
     lo, hi = part_bounds(part)
     assert (hi - lo) == pytest.approx(_rotated_extent(part), abs=1e-9)

@@ -55,8 +55,10 @@ def part_centre(part: BoxSpec | CylinderSpec) -> np.ndarray:
     raise TypeError(f"part must be a BoxSpec or CylinderSpec, got {type(part).__name__}")
 
 
-def part_bounds(part: BoxSpec | CylinderSpec, margin_m: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Axis-aligned bounding box (min xyz, max xyz) of a part primitive, grown by ``margin_m``."""
+def part_bounds(part: BoxSpec | CylinderSpec, margin_m: float = 0.0,
+                below_m: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Axis-aligned bounding box (min xyz, max xyz) of a part primitive, grown by ``margin_m``
+    (below the part by ``below_m`` instead when given; negative: starts above the part's bottom)."""
     if isinstance(part, BoxSpec):
         yaw = math.radians(part.yaw_deg)
         c, s = abs(math.cos(yaw)), abs(math.sin(yaw))
@@ -68,7 +70,10 @@ def part_bounds(part: BoxSpec | CylinderSpec, margin_m: float = 0.0) -> tuple[np
         centre = part_centre(part)
     else:
         raise TypeError(f"part must be a BoxSpec or CylinderSpec, got {type(part).__name__}")
-    return centre - half - margin_m, centre + half + margin_m
+    lo, hi = centre - half - margin_m, centre + half + margin_m
+    if below_m is not None:
+        lo[2] = centre[2] - half[2] - below_m
+    return lo, hi
 
 
 def view_directions(n_views: int, pattern: str = "hemisphere", min_elevation_deg: float = 20.0,
