@@ -114,6 +114,12 @@ class SimWorld:
     """MuJoCo world of a scenario with an offscreen RGB / depth / defect-mask camera."""
 
     shadow_size = 2048  # px side of the shadow map
+    # Half the side (m) of the sun's shadow map. MuJoCo's directional shadow map spans the whole
+    # scene (0.8 x its extent each way): over a pipeline that is 7-12 mm per shadow texel, and
+    # thin casters (weld beads) and the tube's own terminator then drew jagged dark teeth that
+    # crawl as the sun drifts (read as anomalies at welds and on elbows). Larger scenes get a
+    # shadow map this size, centred ahead of the camera at every frame (2.9 mm texels).
+    shadow_half_m = 3.0
 
     def __init__(self, scenario: Scenario, width: int | None = None, height: int | None = None) -> None:
         os.environ.setdefault("MUJOCO_GL", "osmesa")
@@ -153,6 +159,9 @@ class SimWorld:
         self._sun_id = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_LIGHT, "sun")
         self._sun_diffuse = self.model.light_diffuse[self._sun_id].copy()
         self._sun_dir = self.model.light_dir[self._sun_id].copy()
+        self._shadow_follows_camera = extent * float(self.model.vis.map.shadowclip) > self.shadow_half_m
+        if self._shadow_follows_camera:
+            self.model.vis.map.shadowclip = self.shadow_half_m / extent
         self._light_phase = float(np.random.default_rng(scenario.seed + 1).uniform(0, 2 * math.pi))
         self._gl = mujoco.GLContext(self.width, self.height)
         self._gl.make_current()
@@ -235,7 +244,10 @@ class SimWorld:
         half_w = weld_half_width(r)
         for s in welds:
             s0, s1 = max(0.0, s - half_w), min(cl.length, s + half_w)
-            prof = (lambda ss, s0=s0, s1=s1: r + 0.0035 + 0.0025 * np.sin(np.pi * np.clip((ss - s0) / (s1 - s0), 0, 1)))
+            # The bead is an open tube: its ends sink 1 mm into the pipe. Ends standing proud of the
+            # pipe (r + 3.5 mm, as before) left an annular gap through which the bead's inside showed
+            # as dark view-dependent specks along its edges, read as anomalies at welds.
+            prof = (lambda ss, s0=s0, s1=s1: r - 0.001 + 0.007 * np.sin(np.pi * np.clip((ss - s0) / (s1 - s0), 0, 1)) ** 0.25)
             b.mesh_geom(tube_mesh(cl, r, (), (s0, s1), ring_spacing=0.003, radius_profile=prof), weld_mat, "weld")
         flange_mat = b.material(rgba=tuple(np.array(spec.color) * 0.85) + (1.0,), specular=0.3, shininess=0.3)
         bolt_mat = b.material(rgba=(0.25, 0.25, 0.27, 1), specular=0.5, shininess=0.5)
@@ -432,7 +444,7 @@ class SimWorld:
         self.model.cam_pos[self._cam_id] = pose.position
         self.model.cam_quat[self._cam_id] = [q[3], q[0], q[1], q[2]]
 
-    def _set_lighting(self, time_s: float) -> None:
+    def _set_lighting(self, time_s: float, camera_pose: Pose | None = None) -> None:
         lt = self.scenario.lighting
         phase = 2 * math.pi * time_s / lt.period_s + self._light_phase
         self.model.light_diffuse[self._sun_id] = self._sun_diffuse * (1.0 + lt.variation * math.sin(phase))
@@ -441,6 +453,12 @@ class SimWorld:
         c, s = math.cos(drift), math.sin(drift)
         d = self._sun_dir
         self.model.light_dir[self._sun_id] = [c * d[0] - s * d[1], s * d[0] + c * d[1], d[2]]
+        if self._shadow_follows_camera and camera_pose is not None:
+            # centre the shadow map 1.5 m ahead of the camera, on a 0.25 m grid so that it moves
+            # in steps, not by a fraction of a texel every frame
+            ahead = camera_pose.position + 1.5 * camera_pose.rotation[:, 2]
+            centre = np.round(ahead / 0.25) * 0.25
+            self.model.light_pos[self._sun_id] = centre - 15.0 * self.model.light_dir[self._sun_id]
 
     def render(self, camera_pose: Pose, time_s: float = 0.0, joints: np.ndarray | None = None,
                wrist_camera: bool = True, arm_in_wrist_view: bool = False) -> RenderedFrame:
@@ -473,7 +491,7 @@ class SimWorld:
             self._opt.geomgroup[ARM_GROUP] = int(show)
             self._opt.geomgroup[WRIST_GROUP] = int(show and not wrist_camera)
         self._set_camera(camera_pose)
-        self._set_lighting(time_s)
+        self._set_lighting(time_s, camera_pose)
         mj.mj_kinematics(self.model, self.data)
         if self.arm is not None:
             self._pose_arm()
