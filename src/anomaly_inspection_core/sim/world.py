@@ -114,12 +114,14 @@ class SimWorld:
     """MuJoCo world of a scenario with an offscreen RGB / depth / defect-mask camera."""
 
     shadow_size = 2048  # px side of the shadow map
-    # Half the side (m) of the sun's shadow map. MuJoCo's directional shadow map spans the whole
-    # scene (0.8 x its extent each way): over a pipeline that is 7-12 mm per shadow texel, and
-    # thin casters (weld beads) and the tube's own terminator then drew jagged dark teeth that
-    # crawl as the sun drifts (read as anomalies at welds and on elbows). Larger scenes get a
-    # shadow map this size, centred ahead of the camera at every frame (2.9 mm texels).
-    shadow_half_m = 3.0
+    # Half the side (m) of the sun's shadow map, per scenario kind. MuJoCo's directional shadow
+    # map spans the whole scene (0.8 x its extent each way): over a pipeline that is 7-12 mm per
+    # shadow texel, and thin casters (weld beads) and the tube's own terminator then drew jagged
+    # dark teeth that crawl as the sun drifts (read as anomalies at welds and on elbows). A
+    # pipeline's shadow map is this size, centred ahead of the camera at every frame (2.9 mm
+    # texels); the UAV inspects within 1.6 m. Workcells are small (3.2 m); the AGV inspects to
+    # 4-6 m and keeps the scene-wide map (not yet measured with a following one).
+    shadow_half_m = {"pipeline": 3.0}
 
     def __init__(self, scenario: Scenario, width: int | None = None, height: int | None = None) -> None:
         os.environ.setdefault("MUJOCO_GL", "osmesa")
@@ -159,9 +161,10 @@ class SimWorld:
         self._sun_id = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_LIGHT, "sun")
         self._sun_diffuse = self.model.light_diffuse[self._sun_id].copy()
         self._sun_dir = self.model.light_dir[self._sun_id].copy()
-        self._shadow_follows_camera = extent * float(self.model.vis.map.shadowclip) > self.shadow_half_m
+        half = self.shadow_half_m.get(scenario.kind)
+        self._shadow_follows_camera = half is not None and extent * float(self.model.vis.map.shadowclip) > half
         if self._shadow_follows_camera:
-            self.model.vis.map.shadowclip = self.shadow_half_m / extent
+            self.model.vis.map.shadowclip = half / extent
         self._light_phase = float(np.random.default_rng(scenario.seed + 1).uniform(0, 2 * math.pi))
         self._gl = mujoco.GLContext(self.width, self.height)
         self._gl.make_current()
