@@ -36,6 +36,8 @@ from std_srvs.srv import SetBool, Trigger
 
 from anomaly_inspection.msg import AnomalyRegion, AnomalyResult
 
+from anomaly_inspection_core.detection.teach import DiverseFrameBuffer
+
 from . import conversions as conv
 from .node_utils import wall_timer, ThrottledWarner, declare_config, latched_qos, qos_from_name, run_node
 
@@ -60,7 +62,9 @@ class DetectorNodeConfig:
     # teaching (online fitting from normal frames)
     backbone: str = "efficientnet_lite0"
     image_size: int = field(default=320, metadata={"help": "model input size (short side) when teaching"})
-    teach_max_frames: int = field(default=120, metadata={"help": "frames kept for teaching (evenly thinned)"})
+    teach_max_frames: int = field(default=120, metadata={
+        "help": "frames kept for teaching; beyond it the most alike go, so views stay dense where the image "
+                "changes fast (turns) and sparse along a uniform run"})
     teach_min_interval_s: float = field(default=0.2, metadata={"help": "minimum stamp spacing of taught frames"})
     teach_output_dir: str = field(default="", metadata={"help": "where a taught model is saved ('' = not saved)"})
     coreset_ratio: float = 0.1
@@ -84,6 +88,8 @@ class DetectorNode(Node):
             raise ValueError("region_threshold must be in (0, 1)")
         if not 0.0 < self.cfg.teach_holdout_fraction < 0.5:
             raise ValueError("teach_holdout_fraction must be in (0, 0.5)")
+        if self.cfg.teach_max_frames < 4:
+            raise ValueError(f"teach_max_frames must be >= 4 (a fit needs 4 frames), got {self.cfg.teach_max_frames}")
         if self.cfg.cpu_threads < 0 or self.cfg.fit_threads < 0:
             raise ValueError("cpu_threads and fit_threads must be >= 0")
         self.warner = ThrottledWarner(self)
@@ -97,7 +103,7 @@ class DetectorNode(Node):
         self.message = ""
         self._latest: Optional[Image] = None
         self._lock = threading.Lock()
-        self._teach_frames: list[np.ndarray] = []
+        self._teach = DiverseFrameBuffer(self.cfg.teach_max_frames)
         self._teach_last_stamp = -1e9
         self._teach_seen = 0
         self._fit_thread: Optional[threading.Thread] = None
@@ -138,7 +144,7 @@ class DetectorNode(Node):
 
     def _publish_status(self) -> None:
         payload = {"state": self.state, "message": self.message, "device": self.device,
-                   "model_id": getattr(self.model, "model_id", ""), "teach_frames": len(self._teach_frames),
+                   "model_id": getattr(self.model, "model_id", ""), "teach_frames": len(self._teach),
                    "frames_scored": self.frames_scored}
         self.pub_status.publish(String(data=json.dumps(payload)))
 
@@ -173,11 +179,8 @@ class DetectorNode(Node):
         if t - self._teach_last_stamp < self.cfg.teach_min_interval_s:
             return
         self._teach_last_stamp = t
-        self._teach_frames.append(rgb)
-        if len(self._teach_frames) > self.cfg.teach_max_frames:
-            self._teach_frames = self._teach_frames[::2]  # thin evenly, keep memory bounded
-            self.cfg.teach_min_interval_s *= 2.0
-        if len(self._teach_frames) % 20 == 0:
+        self._teach.add(rgb)  # bounded: beyond teach_max_frames the most alike frame goes
+        if self._teach_seen % 20 == 0:
             self._publish_status()
 
     def _on_teach(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
@@ -185,19 +188,20 @@ class DetectorNode(Node):
             if self.state == "fitting":
                 response.success, response.message = False, "a fit is running"
                 return response
-            self._teach_frames, self._teach_seen, self._teach_last_stamp = [], 0, -1e9
+            self._teach.clear()
+            self._teach_seen, self._teach_last_stamp = 0, -1e9
             self._set_state("collecting")
             response.success, response.message = True, "collecting normal frames"
             return response
         if self.state != "collecting":
             response.success, response.message = False, f"not collecting (state {self.state})"
             return response
-        if len(self._teach_frames) < 4:
-            self._set_state("error", f"too few teach frames ({len(self._teach_frames)})")
+        if len(self._teach) < 4:
+            self._set_state("error", f"too few teach frames ({len(self._teach)})")
             response.success, response.message = False, self.message
             return response
-        frames = self._teach_frames
-        self._teach_frames = []
+        frames = self._teach.frames
+        self._teach.clear()
         self._set_state("fitting", f"fitting on {len(frames)} frames")
         self._fit_thread = threading.Thread(target=self._fit, args=(frames,), daemon=True)
         self._fit_thread.start()
