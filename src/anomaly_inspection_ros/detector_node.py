@@ -3,6 +3,9 @@
 Topics (relative to the namespace):
 
 * in  ``camera/image_raw`` (sensor_msgs/Image; QoS ``image_qos``, sensor data by default)
+* in  ``teach_gate_topic`` (optional, anomaly_inspection/PipelineTrackerStatus): while teaching,
+  only frames taken while it says ``inspecting`` are kept (not the take-off, the search or the
+  look round the pipe's end, which the mapper ignores too)
 * out ``anomaly/result`` (anomaly_inspection/AnomalyResult; same stamp and frame as the image)
 * out ``anomaly/map`` (sensor_msgs/Image 32FC1, normalised score per pixel, input resolution)
 * out ``anomaly/overlay`` (sensor_msgs/Image rgb8, heatmap over the image, for RViz)
@@ -34,7 +37,7 @@ from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
-from anomaly_inspection.msg import AnomalyRegion, AnomalyResult
+from anomaly_inspection.msg import AnomalyRegion, AnomalyResult, PipelineTrackerStatus
 
 from anomaly_inspection_core.detection.teach import DiverseFrameBuffer
 
@@ -66,6 +69,9 @@ class DetectorNodeConfig:
         "help": "frames kept for teaching; beyond it the most alike go, so views stay dense where the image "
                 "changes fast (turns) and sparse along a uniform run"})
     teach_min_interval_s: float = field(default=0.2, metadata={"help": "minimum stamp spacing of taught frames"})
+    teach_gate_topic: str = field(default="", metadata={
+        "help": "PipelineTrackerStatus topic: teach only from frames taken while it says inspecting, stamped "
+                "within 0.5 s of the frame ('' = every frame)"})
     teach_output_dir: str = field(default="", metadata={"help": "where a taught model is saved ('' = not saved)"})
     coreset_ratio: float = 0.1
     max_bank_size: int = field(default=4000, metadata={"help": "memory-bank cap of a taught model (fit and search time)"})
@@ -115,6 +121,9 @@ class DetectorNode(Node):
         self.pub_overlay = self.create_publisher(Image, "anomaly/overlay", qos_from_name(self.cfg.image_qos))
         self.pub_status = self.create_publisher(String, "detector/status", latched_qos())
         self.create_subscription(Image, "camera/image_raw", self._on_image, qos_from_name(self.cfg.image_qos))
+        self._gate: Optional[tuple[float, bool]] = None  # (stamp, inspecting) of the latest gate status
+        if self.cfg.teach_gate_topic:
+            self.create_subscription(PipelineTrackerStatus, self.cfg.teach_gate_topic, self._on_gate, 10)
         self.create_service(SetBool, "detector/teach", self._on_teach)
         self.create_service(Trigger, "detector/reload", self._on_reload)
         wall_timer(self, 1.0 / self.cfg.max_rate_hz, self._process_latest)
@@ -176,12 +185,22 @@ class DetectorNode(Node):
             self.warner.warn("bad_teach_image", f"dropping teach image: {exc}")
             return
         self._teach_seen += 1
+        if self.cfg.teach_gate_topic:
+            gate = self._gate
+            if gate is None or not gate[1] or abs(gate[0] - t) > 0.5:
+                return
         if t - self._teach_last_stamp < self.cfg.teach_min_interval_s:
             return
         self._teach_last_stamp = t
         self._teach.add(rgb)  # bounded: beyond teach_max_frames the most alike frame goes
         if self._teach_seen % 20 == 0:
             self._publish_status()
+
+    def _on_gate(self, msg: PipelineTrackerStatus) -> None:
+        try:
+            self._gate = (conv.validate_stamp(msg.header.stamp), bool(msg.inspecting))
+        except conv.ConversionError as exc:
+            self.warner.warn("bad_gate", f"dropping teach gate status: {exc}")
 
     def _on_teach(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         if request.data:

@@ -100,3 +100,55 @@ def test_detector_node_teach_then_score(ros_context, tmp_path):
     assert r.bbox.y_offset <= 60 <= r.bbox.y_offset + r.bbox.height
     assert not normal.is_anomalous
     assert node.frames_scored >= 2 and all(len(k) for k in [normal.model_id])
+
+
+def test_teaching_keeps_only_gated_frames(ros_context):
+    """With ``teach_gate_topic``, frames taken while the tracker is not inspecting (take-off, search,
+    the look round the pipe's end) or with no recent status are not taught; a bad status is dropped."""
+    from anomaly_inspection.msg import PipelineTrackerStatus
+
+    rng = np.random.default_rng(4)
+    node = DetectorNode(context=ros_context, namespace="gate", parameter_overrides=[
+        Parameter("teach_min_interval_s", value=0.0), Parameter("device", value="cpu"),
+        Parameter("teach_gate_topic", value="tracker/status")])
+    probe = rclpy.create_node("gate_probe", context=ros_context)
+    pub = probe.create_publisher(Image, "/gate/camera/image_raw", qos_from_name("sensor_data", depth=5))
+    gate = probe.create_publisher(PipelineTrackerStatus, "/gate/tracker/status", 10)
+    teach = probe.create_client(SetBool, "/gate/detector/teach")
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(node)
+    ex.add_node(probe)
+
+    def send(stamp: float, inspecting: bool | None) -> None:
+        if inspecting is not None:
+            st = PipelineTrackerStatus()
+            st.header.stamp = conv.sec_to_stamp(stamp)
+            st.inspecting = inspecting
+            gate.publish(st)
+            spin_until(ex, lambda: False, 0.05)
+        pub.publish(conv.numpy_to_image(texture(rng), "rgb8", Header(stamp=conv.sec_to_stamp(stamp), frame_id="cam")))
+        spin_until(ex, lambda: False, 0.05)
+
+    try:
+        assert teach.wait_for_service(timeout_sec=10.0)
+        fut = teach.call_async(SetBool.Request(data=True))
+        assert spin_until(ex, fut.done, 10.0) and fut.result().success
+        send(1.0, None)  # no status yet
+        send(1.1, False)  # searching
+        assert len(node._teach) == 0
+        send(1.2, True)
+        send(1.3, True)
+        assert len(node._teach) == 2
+        send(5.0, None)  # the last status is 3.7 s old
+        bad = PipelineTrackerStatus()
+        bad.header.stamp.sec = 4
+        bad.header.stamp.nanosec = 1_100_000_000  # 5.1 s if read naively; out of range: dropped with a warning, the gate unchanged
+        bad.inspecting = True
+        gate.publish(bad)
+        spin_until(ex, lambda: False, 0.05)
+        send(5.1, None)
+        assert len(node._teach) == 2
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        probe.destroy_node()
