@@ -233,7 +233,9 @@ class SimWorld:
 
     def _build_pipeline(self, b: _MjcfBuilder) -> None:
         spec = self.scenario.pipeline
-        cl = pipe_centreline(spec.points, spec.bend_radius)
+        # Bends in 1 deg rings: MuJoCo lights per vertex, and at 3 deg (the centreline's default)
+        # the bend showed the rings as faint bands, which change with the view and the sun.
+        cl = pipe_centreline(spec.points, spec.bend_radius, step_deg=1.0)
         lo, hi = spec.points.min(axis=0), spec.points.max(axis=0)
         self._ground(b, (max(30.0, (hi[0] - lo[0]) / 2 + 15), max(30.0, (hi[1] - lo[1]) / 2 + 15)),
                      ((lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2))
