@@ -87,6 +87,9 @@ class MapperNodeConfig:
         "help": "fraction of each image side along the edges where a defect does not count as in view and a "
                 "region reaching it is a partial view (the detector's border_margin: no regions are extracted "
                 "there)"})
+    silhouette_band_px: int = field(default=0, metadata={
+        "help": "a region with most of its depth pixels within this many of a depth edge (no return, out of "
+                "range, a jump) is not localised: features there mix in the background; 0 = off"})
     min_view_quality: float = field(default=0.0, metadata={
         "help": "ignore views below this quality (score x distance x incidence weight; grazing or far views)"})
     publish_points: bool = True
@@ -142,7 +145,8 @@ class MapperNode(Node):
         self.cfg = declare_config(self, MapperNodeConfig)
         self.warner = ThrottledWarner(self)
         # regions reaching the detector's border band are cut by it: truncated views
-        self.loc_cfg = LocalizationConfig(max_depth_m=self.cfg.max_depth_m, border_margin=self.cfg.visibility_border)
+        self.loc_cfg = LocalizationConfig(max_depth_m=self.cfg.max_depth_m, border_margin=self.cfg.visibility_border,
+                                          silhouette_band_px=self.cfg.silhouette_band_px)
         self.fuser = DefectFuser(FusionConfig(gate_m=self.cfg.gate_m, min_views=self.cfg.min_views,
                                               min_whole_views=self.cfg.min_whole_views,
                                               min_score=self.cfg.min_score, min_quality=self.cfg.min_view_quality,

@@ -187,3 +187,27 @@ def test_bad_inputs_raise_clear_errors() -> None:
         RegionObservation(bbox=(0, 0, 5, 5), mask=np.ones((7, 3), bool)).full_mask(240, 320)
     with pytest.raises(ValueError, match="min_depth_m"):
         LocalizationConfig(min_depth_m=2.0, max_depth_m=1.0)
+
+
+def test_region_along_a_silhouette_is_not_localised() -> None:
+    """With ``silhouette_band_px``, a strip along the cylinder's silhouette (features there mix in
+    the floor behind it) is dropped; a defect mid-surface is kept; with 0 both are localised."""
+    import cv2
+
+    pose = Pose.looking_at(CYL_DEFECT + 0.45 * CYL_NORMAL + np.array([0.0, -0.05, 0.0]), CYL_DEFECT)
+    depth, pts, idx, regions = _frame(pose)  # the cylinder spans rows 74-175
+    cyl = idx == 1
+    near_edge = cv2.dilate((~cyl).astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    strip = cyl & near_edge
+    cols = np.nonzero(strip.any(axis=0))[0]
+    strip[:, : cols[len(cols) // 2 - 20]] = False  # a 40-column piece of the edge, like a region
+    strip[:, cols[len(cols) // 2 + 20]:] = False
+    assert strip.sum() > 40
+    obs = [RegionObservation(mask=strip, peak_score=1.0), regions[1]]
+    off = localize_regions(obs, depth, K, pose, 0.0, config=LocalizationConfig())
+    assert len(off) == 2
+    on = localize_regions(obs, depth, K, pose, 0.0, config=LocalizationConfig(silhouette_band_px=8))
+    assert len(on) == 1
+    assert np.linalg.norm(on[0].position - CYL_DEFECT) < 0.015
+    with pytest.raises(ValueError, match="silhouette_band_px"):
+        LocalizationConfig(silhouette_band_px=-1)

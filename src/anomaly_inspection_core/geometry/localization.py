@@ -119,6 +119,15 @@ class LocalizationConfig:
     # Band along each edge (fraction of that side) where the detector extracts no regions (its
     # border_margin): a region reaching the band is cut by it just as by the image edge.
     border_margin: float = 0.0
+    # Silhouettes: pixels within this many of a depth edge (no return, out of range, or a jump of
+    # more than ``silhouette_jump_rel`` x depth to a neighbour) are in the silhouette band. A
+    # region with more than ``max_silhouette_fraction`` of its depth pixels in it is not localised:
+    # the detector's patch features there mix in the background behind the edge, which changes
+    # with the view (strips along a riser's edge against the sky), and a surface seen that
+    # obliquely is seen better in another view. 0 = off.
+    silhouette_band_px: int = 0
+    silhouette_jump_rel: float = 0.05
+    max_silhouette_fraction: float = 0.5
     # Split one region into several when its anomaly map has separate peaks.
     split_regions: bool = True
     split_level_rel: float = 0.6
@@ -144,6 +153,12 @@ class LocalizationConfig:
             raise ValueError(f"LocalizationConfig.border_margin must be in [0, 0.25), got {self.border_margin}")
         if not 0.0 < self.split_level_rel < 1.0:
             raise ValueError("LocalizationConfig.split_level_rel must be in (0, 1)")
+        if self.silhouette_band_px < 0 or self.silhouette_jump_rel <= 0:
+            raise ValueError(f"LocalizationConfig needs silhouette_band_px >= 0 and silhouette_jump_rel > 0, got "
+                             f"{self.silhouette_band_px} and {self.silhouette_jump_rel}")
+        if not 0.0 < self.max_silhouette_fraction <= 1.0:
+            raise ValueError(f"LocalizationConfig.max_silhouette_fraction must be in (0, 1], "
+                             f"got {self.max_silhouette_fraction}")
 
 
 @dataclass
@@ -304,6 +319,25 @@ def split_region_mask(
     return [mask & (assigned == j) for j in range(1, len(keep) + 1)]
 
 
+def silhouette_band(depth: np.ndarray, valid: np.ndarray, band_px: int, jump_rel: float) -> np.ndarray:
+    """Pixels within ``band_px`` of a depth edge: an invalid pixel (no return, out of range) or a
+    jump to a 4-neighbour of more than ``jump_rel`` x the nearer depth."""
+    d = np.where(valid, depth, np.nan).astype(np.float32)
+    edge = ~valid
+    for axis in (0, 1):
+        a, b = (d[1:], d[:-1]) if axis == 0 else (d[:, 1:], d[:, :-1])
+        with np.errstate(invalid="ignore"):
+            jump = np.abs(a - b) > jump_rel * np.fmin(a, b)
+        if axis == 0:
+            edge[1:] |= jump
+            edge[:-1] |= jump
+        else:
+            edge[:, 1:] |= jump
+            edge[:, :-1] |= jump
+    k = 2 * int(band_px) + 1
+    return cv2.dilate(edge.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
+
+
 def _pca(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     mean = points.mean(axis=0)
     cov = np.cov((points - mean).T) if len(points) > 1 else np.zeros((3, 3))
@@ -346,6 +380,7 @@ def _localize_mask(
     mask: np.ndarray, region: RegionObservation, depth: np.ndarray, valid: np.ndarray,
     intrinsics: CameraIntrinsics, pose: Pose, stamp: float, rgb: np.ndarray | None,
     amap: np.ndarray | None, cfg: LocalizationConfig, peak_score: float, mean_score: float,
+    band: np.ndarray | None = None,
 ) -> Detection3D | None:
     h_img, w_img = mask.shape
     vs, us = np.nonzero(mask & valid)
@@ -353,6 +388,11 @@ def _localize_mask(
         logger.debug("region at %s: %d valid depth pixels < %d, skipped",
                      region.bbox, len(vs), cfg.min_points)
         return None
+    if band is not None:
+        frac = float(band[vs, us].mean())
+        if frac > cfg.max_silhouette_fraction:
+            logger.debug("region at %s: %.0f %% of it along a silhouette, skipped", region.bbox, 100 * frac)
+            return None
     z = depth[vs, us].astype(np.float64)
     med = float(np.median(z))
     sigma = 1.4826 * float(np.median(np.abs(z - med)))
@@ -498,6 +538,8 @@ def localize_regions(
         return []
     h, w = intrinsics.height, intrinsics.width
     valid = np.isfinite(aligned) & (aligned >= cfg.min_depth_m) & (aligned <= cfg.max_depth_m)
+    band = (silhouette_band(aligned, valid, cfg.silhouette_band_px, cfg.silhouette_jump_rel)
+            if cfg.silhouette_band_px > 0 and regions else None)
     amap = None
     if anomaly_map is not None:
         amap = np.asarray(anomaly_map, dtype=np.float32)
@@ -528,12 +570,12 @@ def localize_regions(
             else:
                 peak, mean = region.peak_score, region.mean_score
             det = _localize_mask(part, region, aligned, valid, intrinsics, pose, stamp, img, amap,
-                                 cfg, peak, mean)
+                                 cfg, peak, mean, band)
             if det is not None:
                 found.append(det)
         if len(found) > 1 and _too_close(found, cfg.split_min_separation_m):
             det = _localize_mask(mask, region, aligned, valid, intrinsics, pose, stamp, img, amap,
-                                 cfg, region.peak_score, region.mean_score)
+                                 cfg, region.peak_score, region.mean_score, band)
             found = [det] if det is not None else []
         detections.extend(found)
     return detections
