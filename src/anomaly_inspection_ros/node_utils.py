@@ -174,14 +174,19 @@ class DetectorPacer:
     * ready and scoring: ``spacing_m x rate`` (a slow or loaded detector slows the robot, not
       the coverage);
     * ready but not scoring (the first frames after a model loads are the slowest, or the
-      detector stalled): 0, hold position, so that nothing is passed unseen.
+      detector stalled): 0, hold position, so that nothing is passed unseen;
+    * teaching (status ``collecting``) with ``teach_speed > 0``: ``teach_speed``, so that the
+      teach pass flies (and views turns) as the paced inspection pass will.
     """
 
-    def __init__(self, spacing_m: float, window_s: float = 5.0, stale_s: float = 3.0) -> None:
+    def __init__(self, spacing_m: float, window_s: float = 5.0, stale_s: float = 3.0,
+                 teach_speed: float = 0.0) -> None:
         self.spacing_m = float(spacing_m)
         self.window_s, self.stale_s = float(window_s), float(stale_s)
+        self.teach_speed = float(teach_speed)
         self.stamps: list[float] = []
         self.detector_ready = False
+        self.detector_collecting = False
 
     def attach(self, node: Node, warner: "ThrottledWarner") -> None:
         """Subscribe ``node`` to ``anomaly/result`` and ``detector/status`` (relative names)."""
@@ -214,6 +219,7 @@ class DetectorPacer:
         except (ValueError, AttributeError):
             return False
         self.detector_ready = state == "ready"
+        self.detector_collecting = state == "collecting"
         return True
 
     def on_result(self, stamp: float) -> bool:
@@ -235,6 +241,8 @@ class DetectorPacer:
         return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-3)
 
     def speed_cap(self, now: float, max_speed: float, min_speed: float = 0.0) -> float:
+        if self.detector_collecting and self.teach_speed > 0:
+            return float(min(max_speed, self.teach_speed))
         if self.spacing_m <= 0:
             return max_speed
         rate = self.rate_hz(now)

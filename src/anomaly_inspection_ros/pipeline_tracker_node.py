@@ -81,6 +81,9 @@ class TrackerNodeConfig:
     capture_spacing_m: float = field(default=0.1, metadata={
         "help": "while the detector is scoring, fly at most this far between scored frames (speed <= spacing x "
                 "scoring rate in simulated time), so every defect is scored from several views; 0 = no cap"})
+    teach_speed_mps: float = field(default=0.0, metadata={
+        "help": "while the detector is teaching (status collecting), fly at most this fast: the paced inspection "
+                "pass's speed, so that turns are flown, and seen, as they will be when inspected; 0 = no cap"})
 
 
 class PipelineTrackerNode(Node):
@@ -107,7 +110,9 @@ class PipelineTrackerNode(Node):
         self.pub_status = self.create_publisher(PipelineTrackerStatus, "tracker/status", latched_qos())
         self.pub_markers = self.create_publisher(MarkerArray, "tracker/axis_markers", 5)
         self.pub_path = self.create_publisher(Path, "tracker/path", latched_qos())
-        self.pacer = DetectorPacer(self.cfg.capture_spacing_m)
+        if self.cfg.teach_speed_mps < 0:
+            raise ValueError(f"teach_speed_mps must be >= 0, got {self.cfg.teach_speed_mps}")
+        self.pacer = DetectorPacer(self.cfg.capture_spacing_m, teach_speed=self.cfg.teach_speed_mps)
         self.pacer.attach(self, self.warner)
         self.create_service(Trigger, "tracker/start", self._on_start)
         self.create_service(Trigger, "tracker/stop", self._on_stop)

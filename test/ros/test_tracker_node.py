@@ -67,9 +67,12 @@ def test_tracker_waits_for_a_ready_detector_and_follows_its_rate(ros_context):
     from anomaly_inspection_ros import conversions as conv
 
     node = PipelineTrackerNode(context=ros_context, namespace="uav",
-                               parameter_overrides=[Parameter("capture_spacing_m", value=0.05)])
+                               parameter_overrides=[Parameter("capture_spacing_m", value=0.05),
+                                                    Parameter("teach_speed_mps", value=0.15)])
     try:
         assert node.speed_cap(10.0) == float("inf")  # no detector model: fly at the tracker's speed
+        node.pacer.take_status(String(data=json.dumps({"state": "collecting"})))
+        assert node.speed_cap(10.0) == pytest.approx(0.15)  # teaching: at the inspection pass's pace
         node.pacer.take_status(String(data=json.dumps({"state": "ready"})))
         assert node.speed_cap(10.0) == 0.0  # a model is loaded but nothing scored yet: hold
         for k in range(5):  # 4 frames per second
