@@ -39,7 +39,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from anomaly_inspection.msg import AnomalyRegion, AnomalyResult, PipelineTrackerStatus
 
-from anomaly_inspection_core.detection.teach import DiverseFrameBuffer
+from anomaly_inspection_core.detection.teach import make_frame_buffer
 
 from . import conversions as conv
 from .node_utils import wall_timer, ThrottledWarner, declare_config, latched_qos, qos_from_name, run_node
@@ -65,9 +65,10 @@ class DetectorNodeConfig:
     # teaching (online fitting from normal frames)
     backbone: str = "efficientnet_lite0"
     image_size: int = field(default=320, metadata={"help": "model input size (short side) when teaching"})
-    teach_max_frames: int = field(default=120, metadata={
-        "help": "frames kept for teaching; beyond it the most alike go, so views stay dense where the image "
-                "changes fast (turns) and sparse along a uniform run"})
+    teach_max_frames: int = field(default=120, metadata={"help": "frames kept for teaching (see teach_thinning)"})
+    teach_thinning: str = field(default="even", metadata={
+        "help": "which frames go when teach_max_frames is reached: even (every other, the interval doubles) or "
+                "diverse (the most alike: frames stay dense where the view changes fast, e.g. turns)"})
     teach_min_interval_s: float = field(default=0.2, metadata={"help": "minimum stamp spacing of taught frames"})
     teach_gate_topic: str = field(default="", metadata={
         "help": "PipelineTrackerStatus topic: teach only from frames taken while it says inspecting, stamped "
@@ -109,8 +110,8 @@ class DetectorNode(Node):
         self.message = ""
         self._latest: Optional[Image] = None
         self._lock = threading.Lock()
-        self._teach = DiverseFrameBuffer(self.cfg.teach_max_frames)
-        self._teach_last_stamp = -1e9
+        self._teach = make_frame_buffer(self.cfg.teach_thinning, self.cfg.teach_max_frames,
+                                        self.cfg.teach_min_interval_s)
         self._teach_seen = 0
         self._fit_thread: Optional[threading.Thread] = None
         self.frames_scored = 0
@@ -189,10 +190,7 @@ class DetectorNode(Node):
             gate = self._gate
             if gate is None or not gate[1] or abs(gate[0] - t) > 0.5:
                 return
-        if t - self._teach_last_stamp < self.cfg.teach_min_interval_s:
-            return
-        self._teach_last_stamp = t
-        self._teach.add(rgb)  # bounded: beyond teach_max_frames the most alike frame goes
+        self._teach.add(rgb, t)  # bounded: beyond teach_max_frames, teach_thinning says which go
         if self._teach_seen % 20 == 0:
             self._publish_status()
 
@@ -208,7 +206,7 @@ class DetectorNode(Node):
                 response.success, response.message = False, "a fit is running"
                 return response
             self._teach.clear()
-            self._teach_seen, self._teach_last_stamp = 0, -1e9
+            self._teach_seen = 0
             self._set_state("collecting")
             response.success, response.message = True, "collecting normal frames"
             return response
