@@ -105,6 +105,26 @@ def test_dent_changes_depth(worlds):
     assert dented.defect_ids[v, u] == 2
 
 
+def test_dent_is_a_bowl_of_its_size_not_a_groove(worlds):
+    """The dent changes depth and colour only inside its own footprint (on a straight run its rings
+    were once built at the pipe's end: the dent was drawn with the 0.1 m rings, as a faceted
+    groove 0.2 m long with shading streaks that the clean twin does not have)."""
+    import cv2
+
+    world, clean = worlds
+    pose = Pose.looking_at([3.0, 0.6, 1.3], [3.0, 0.0, 1.2])
+    dented, smooth = world.render(pose), clean.render(pose)
+    pts = pose.transform_points(dented.intrinsics.backproject(
+        *np.meshgrid(np.arange(160), np.arange(120)), smooth.depth)).reshape(120, 160, 3)
+    lateral = np.linalg.norm((pts - np.array([3.0, 0.15, 1.2]))[..., [0, 2]], axis=-1)
+    outside = np.isfinite(smooth.depth) & (lateral > 0.05 + 0.01)  # beyond the 0.1 m dent's rim
+    depth_diff = np.abs(np.nan_to_num(dented.depth - smooth.depth))
+    assert (depth_diff[outside] > 0.002).sum() == 0
+    colour_diff = np.abs(dented.rgb.astype(int) - smooth.rgb.astype(int)).sum(axis=2)
+    mask = cv2.dilate((dented.defect_ids == 2).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert (colour_diff[outside & ~mask] > 12).sum() <= 5
+
+
 def test_default_trajectory_views_pipe_from_inspection_side(worlds):
     world, _ = worlds
     poses = world.default_trajectory(5)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..scenario.schema import DefectSpec
-from ..scenario.surfaces import Centreline, Surface, any_perpendicular
+from ..scenario.surfaces import Centreline, Surface, TubeSurface, any_perpendicular
 
 SURFACE_OFFSET = 0.0015  # m: defect patches float this far above the surface (no z-fighting)
 
@@ -113,17 +113,20 @@ def tube_mesh(
     samples = [np.linspace(s0, s1, max(2, int(math.ceil((s1 - s0) / ring_spacing)) + 1))]
     inside = (centreline.arclength > s0) & (centreline.arclength < s1)
     samples.append(centreline.arclength[inside])
-    surf_dents = []
-    for d in dents:
+    surf_dents, dent_s = [], []
+    # Each dent's arclength from its projection onto the centreline (the nearest centreline
+    # *vertex* put a straight run's dents at one of its ends: their fine rings and angular steps
+    # were built there, and the dent itself drawn with the 0.1 m rings, as a faceted groove).
+    sds = (TubeSurface("dents", centreline, radius).arclength_of(np.array([d.position for d in dents]))
+           if len(dents) else [])
+    for d, sd in zip(dents, sds):
         rad = d.size / 2.0
-        c, _ = centreline.at(np.array([0.0]))  # noqa: F841 - keep API symmetric
-        rel = centreline.points - d.position
-        sd = float(centreline.arclength[int(np.argmin(np.linalg.norm(rel, axis=1)))])
-        lo, hi = max(s0, sd - 1.5 * rad - radius), min(s1, sd + 1.5 * rad + radius)
+        lo, hi = max(s0, sd - 1.5 * rad - 0.005), min(s1, sd + 1.5 * rad + 0.005)
         if hi > lo:
             step = max(0.002, min(rad / 8.0, 0.006))
             samples.append(np.arange(lo, hi, step))
             surf_dents.append(d)
+            dent_s.append(float(sd))
     s = np.unique(np.round(np.concatenate(samples), 7))
     centres, _ = centreline.at(s)
     eps = 1e-4
@@ -137,9 +140,8 @@ def tube_mesh(
     # dents; a uniformly fine tube cost the L-riser pipe 69k triangles and most of a frame.
     n_coarse = int(np.clip(math.ceil(2 * math.pi * radius / coarse_segment_len), 24, 128))
     phis = [np.linspace(0.0, 2 * math.pi, n_coarse + 1)]
-    for d in surf_dents:
-        k = int(np.argmin(np.abs(s - float(centreline.arclength[int(np.argmin(
-            np.linalg.norm(centreline.points - d.position, axis=1)))]))))
+    for d, sd in zip(surf_dents, dent_s):
+        k = int(np.argmin(np.abs(s - sd)))
         rel = d.position - centres[k]
         a0 = math.atan2(float(rel @ binormals[k]), float(rel @ normals_axis[k]))
         half = min(math.pi, (1.5 * d.size / 2.0 + 0.01) / radius)
@@ -155,20 +157,25 @@ def tube_mesh(
     verts = centres[:, None, :] + r[:, None, None] * radial
     verts = verts.reshape(-1, 3)
     radial_flat = radial.reshape(-1, 3)
-    if surf_dents:
-        verts -= radial_flat * dent_displacement(verts, surf_dents)[:, None]
+    disp = dent_displacement(verts, surf_dents) if surf_dents else None
+    if disp is not None:
+        verts -= radial_flat * disp[:, None]
     faces = _orient(grid_faces(len(s), n_ang + 1), verts, radial_flat[0])
     circumference = 2 * math.pi * radius
     u = np.tile(phi / (2 * math.pi), len(s))
     v = np.repeat((s - s0) / circumference, n_ang + 1)
-    if surf_dents:
-        normals = vertex_normals(verts, faces).reshape(len(s), n_ang + 1, 3)
-        seam = normals[:, 0] + normals[:, -1]
+    normals = radial_flat.copy()
+    if disp is not None:
+        # Face-averaged normals only in the dents: elsewhere the exact radial ones. Averaged over
+        # the whole tube, the dents' fine angular steps (which run the tube's length) next to
+        # 0.1 m rings made sliver triangles whose normals drew streaks along the pipe, up to
+        # 0.2 m either side of a dent, that the clean twin does not have.
+        averaged = vertex_normals(verts, faces).reshape(len(s), n_ang + 1, 3)
+        seam = averaged[:, 0] + averaged[:, -1]
         seam /= np.linalg.norm(seam, axis=1, keepdims=True)
-        normals[:, 0] = normals[:, -1] = seam
-        normals = normals.reshape(-1, 3)
-    else:
-        normals = radial_flat.copy()
+        averaged[:, 0] = averaged[:, -1] = seam
+        dented = disp > 0
+        normals[dented] = averaged.reshape(-1, 3)[dented]
     mesh = Mesh(verts, normals, np.stack([u, v], 1), faces)
     return mesh
 
