@@ -135,18 +135,18 @@ def test_default_trajectory_views_pipe_from_inspection_side(worlds):
 
 
 def test_pipeline_shadow_map_follows_the_camera():
-    """A pipeline's sun shadow map is 6 m wide and centred ahead of the camera (scene-wide it was
+    """A pipeline's sun shadow map is 12 m wide and centred ahead of the camera (scene-wide it was
     7-12 mm per texel over a pipeline: weld beads and elbows cast jagged teeth); a workcell
     keeps MuJoCo's scene-wide map."""
     from anomaly_inspection_core.sim import SimWorld
 
     scn = parse_scenario({**SCN, "lighting": {"shadows": True},
-                          "pipeline": {**SCN["pipeline"], "points": [[0, 0, 1.2], [14, 0, 1.2]]}})
+                          "pipeline": {**SCN["pipeline"], "points": [[0, 0, 1.2], [30, 0, 1.2]]}})
     with SimWorld(scn) as world:
         extent = float(world.model.stat.extent)
-        assert float(world.model.vis.map.shadowclip) * extent == pytest.approx(3.0)
+        assert float(world.model.vis.map.shadowclip) * extent == pytest.approx(6.0)
         sun = world._sun_id
-        for x in (2.0, 11.0):
+        for x in (2.0, 21.0):
             world.render(Pose.looking_at(np.array([x, 0.8, 1.5]), np.array([x, 0.0, 1.2])))
             sun_dir = world.model.light_dir[sun]
             centre = world.model.light_pos[sun] + 15.0 * sun_dir
