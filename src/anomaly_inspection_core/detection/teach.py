@@ -14,6 +14,8 @@ A robot teaching online streams far more normal frames than a fit can use. Two p
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import cv2
 import numpy as np
 
@@ -31,7 +33,7 @@ def _difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.abs(a - b)))
 
 
-class _FrameBuffer:
+class _FrameBuffer(ABC):
     """At most ``capacity`` frames, in arrival order, at least ``min_interval_s`` apart in stamp."""
 
     def __init__(self, capacity: int, min_interval_s: float = 0.0) -> None:
@@ -69,8 +71,9 @@ class _FrameBuffer:
     def _added(self, rgb: np.ndarray) -> None:
         pass
 
+    @abstractmethod
     def _thin(self) -> None:
-        raise NotImplementedError
+        """Drop frames (and what they keep per frame) to get back to ``capacity``."""
 
 
 class EvenFrameBuffer(_FrameBuffer):
