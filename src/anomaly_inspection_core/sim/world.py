@@ -252,7 +252,8 @@ class SimWorld:
             s0, s1 = max(0.0, s - half_w), min(cl.length, s + half_w)
             # The bead is an open tube: its ends sink 1 mm into the pipe. Ends standing proud of the
             # pipe (r + 3.5 mm, as before) left an annular gap through which the bead's inside showed
-            # as dark view-dependent specks along its edges, read as anomalies at welds.
+            # as dark view-dependent specks along its edges, read as anomalies at welds. Its toes
+            # are steep (sin ** 0.25): a shallow toe, nearly level with the pipe, drew shadow acne.
             prof = (lambda ss, s0=s0, s1=s1: r - 0.001 + 0.007 * np.sin(np.pi * np.clip((ss - s0) / (s1 - s0), 0, 1)) ** 0.25)
             b.mesh_geom(tube_mesh(cl, r, (), (s0, s1), ring_spacing=0.003, radius_profile=prof), weld_mat, "weld")
         flange_mat = b.material(rgba=tuple(np.array(spec.color) * 0.85) + (1.0,), specular=0.3, shininess=0.3)
