@@ -181,7 +181,6 @@ class DetectorNode(Node):
     def _collect(self, msg: Image) -> None:
         try:
             t = conv.validate_stamp(msg.header.stamp)
-            rgb = conv.image_to_rgb(msg)
         except conv.ConversionError as exc:
             self.warner.warn("bad_teach_image", f"dropping teach image: {exc}")
             return
@@ -190,6 +189,13 @@ class DetectorNode(Node):
             gate = self._gate
             if gate is None or not gate[1] or abs(gate[0] - t) > 0.5:
                 return
+        if not self._teach.due(t):  # decode only the frames that will be kept
+            return
+        try:
+            rgb = conv.image_to_rgb(msg)
+        except conv.ConversionError as exc:
+            self.warner.warn("bad_teach_image", f"dropping teach image: {exc}")
+            return
         self._teach.add(rgb, t)  # bounded: beyond teach_max_frames, teach_thinning says which go
         if self._teach_seen % 20 == 0:
             self._publish_status()

@@ -57,9 +57,13 @@ class _FrameBuffer(ABC):
         self._frames, self._last_stamp = [], -np.inf
         self.min_interval_s = self.base_interval_s
 
+    def due(self, stamp: float) -> bool:
+        """Whether a frame stamped ``stamp`` (s) would be taken (far enough after the last one kept)."""
+        return stamp - self._last_stamp >= self.min_interval_s
+
     def add(self, rgb: np.ndarray, stamp: float) -> bool:
         """Take a frame stamped ``stamp`` (s); False when it came too soon after the last one kept."""
-        if stamp - self._last_stamp < self.min_interval_s:
+        if not self.due(stamp):
             return False
         self._last_stamp = float(stamp)
         self._frames.append(rgb)
