@@ -158,3 +158,25 @@ def test_pipeline_shadow_map_follows_the_camera():
     with SimWorld(load_scenario("workcell_plate"), 64, 48) as world:
         assert not world._shadow_follows_camera
         assert float(world.model.vis.map.shadowclip) == pytest.approx(0.8)
+
+
+def test_a_weld_bead_changes_the_image_only_where_it_is():
+    """Weld beads cast no shadow (the 5.9 mm shadow texels drew a bead's true few-mm shadow as
+    jagged teeth beside it that crawl as the sun drifts, read as anomalies at welds): a pipe with
+    a weld looks like the same pipe without one everywhere but on the bead itself."""
+    from anomaly_inspection_core.scenario.loader import weld_half_width
+    from anomaly_inspection_core.sim import SimWorld
+
+    lighting = {"shadows": True, "sun_azimuth_deg": 0.0, "sun_elevation_deg": 40.0, "variation": 0.0}
+    base = {**SCN, "camera": {**SCN["camera"], "width": 320, "height": 240}, "lighting": lighting, "defects": []}
+    welded = parse_scenario({**base, "pipeline": {**SCN["pipeline"], "weld_spacing": 3.0}})
+    plain = parse_scenario({**base, "pipeline": {**SCN["pipeline"], "weld_spacing": 10.0}})
+    pose = Pose.looking_at([3.0, 0.55, 1.45], [3.0, 0.0, 1.2])
+    with SimWorld(welded) as w, SimWorld(plain) as p:
+        a, b = w.render(pose), p.render(pose)
+    ys, xs = np.meshgrid(np.arange(240), np.arange(320), indexing="ij")
+    pts = pose.transform_points(a.intrinsics.backproject(xs, ys, b.depth)).reshape(240, 320, 3)
+    beyond_bead = np.isfinite(b.depth) & (np.abs(pts[..., 0] - 3.0) > weld_half_width(0.15) + 0.004)
+    assert beyond_bead.sum() > 20000
+    colour_diff = np.abs(a.rgb.astype(int) - b.rgb.astype(int)).sum(axis=2)
+    assert (colour_diff[beyond_bead] > 12).sum() <= 10

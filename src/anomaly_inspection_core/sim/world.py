@@ -69,6 +69,7 @@ class _MjcfBuilder:
         self.asset_xml: list[str] = []
         self.body_xml: list[str] = []
         self.geom_defect: dict[str, int] = {}
+        self.no_shadow: list[str] = []  # geoms that receive shadows but cast none
         self.rng = np.random.default_rng(seed)
         self._n = 0
 
@@ -158,6 +159,12 @@ class SimWorld:
             self._defect_of_geom[mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, name)] = did
         self._arm_ids = [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, g[0]) for g in self._arm_geoms]
         self._arm_id_set = set(self._arm_ids)
+        # Weld beads receive the sun's shadows but cast none: a bead stands 6 mm proud, so its
+        # true shadow is a strip a few mm wide along its toe, which the 5.9 mm shadow texels drew
+        # as jagged dark teeth that crawl as the sun drifts (read as anomalies at welds). MuJoCo
+        # skips decor-category geoms in its shadow-casting pass only (see render()).
+        self._no_shadow_ids = {mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, name)
+                               for name in b.no_shadow}
         self._cam_id = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, "inspection")
         self._sun_id = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_LIGHT, "sun")
         self._sun_diffuse = self.model.light_diffuse[self._sun_id].copy()
@@ -255,7 +262,8 @@ class SimWorld:
             # as dark view-dependent specks along its edges, read as anomalies at welds. Its toes
             # are steep (sin ** 0.25): a shallow toe, nearly level with the pipe, drew shadow acne.
             prof = (lambda ss, s0=s0, s1=s1: r - 0.001 + 0.007 * np.sin(np.pi * np.clip((ss - s0) / (s1 - s0), 0, 1)) ** 0.25)
-            b.mesh_geom(tube_mesh(cl, r, (), (s0, s1), ring_spacing=0.003, radius_profile=prof), weld_mat, "weld")
+            weld = b.mesh_geom(tube_mesh(cl, r, (), (s0, s1), ring_spacing=0.003, radius_profile=prof), weld_mat, "weld")
+            b.no_shadow.append(weld)
         flange_mat = b.material(rgba=tuple(np.array(spec.color) * 0.85) + (1.0,), specular=0.3, shininess=0.3)
         bolt_mat = b.material(rgba=(0.25, 0.25, 0.27, 1), specular=0.5, shininess=0.5)
         ends = [0.0, cl.length]
@@ -504,6 +512,10 @@ class SimWorld:
             self._pose_arm()
         mj.mj_camlight(self.model, self.data)
         mj.mjv_updateScene(self.model, self.data, self._opt, None, self._cam, mj.mjtCatBit.mjCAT_ALL, self._scene)
+        if self._no_shadow_ids:
+            for g in self._scene.geoms[:self._scene.ngeom]:
+                if g.objtype == mj.mjtObj.mjOBJ_GEOM and g.objid in self._no_shadow_ids:
+                    g.category = mj.mjtCatBit.mjCAT_DECOR
         h, w = self.height, self.width
         rgb = np.empty((h, w, 3), np.uint8)
         self._scene.flags[mj.mjtRndFlag.mjRND_SEGMENT] = 0
