@@ -180,6 +180,33 @@ def test_point_beside_a_leaning_riser_is_level_with_its_foot() -> None:
     assert p[0] > 0  # still on the UAV's side
 
 
+def test_riser_going_down_after_a_run_whose_model_drifted_is_flown_on_the_turned_side() -> None:
+    """At a riser going down, the run's model drifts towards the riser as its end comes into
+    view. Judged from that drifted direction (steeper than a run), the riser was flown on the
+    run's side, straight above a next piece that came back under the UAV (unseen seed 13: 0.26 m
+    clearance paced and late, a collision online). The run was level for most of its fits."""
+    tracker = PipeTracker(PipeTrackerConfig())
+    run = _Segment(point=np.array([0.0, 0.0, 4.2]), direction=np.array([-1.0, 0.0, 0.0]), radius=0.19,
+                   side=np.array([0.0, 1.0, 0.0]))
+    for _ in range(40):  # fits while it was level...
+        run.fits += 1
+        run.level_fits += int(not run.is_riser)
+    run.direction = np.array([-0.5, 0.0, -0.87]) / np.linalg.norm([-0.5, 0.0, -0.87])
+    for _ in range(10):  # ...and a few after it drifted
+        run.fits += 1
+        run.level_fits += int(not run.is_riser)
+    assert run.is_riser and run.mostly_level
+    down = np.array([0.0, 0.0, -1.0])
+    side = tracker._side_for(down, np.array([-6.9, 0.0, 4.2]), np.array([-6.5, 0.8, 4.4]), previous=run.side,
+                             previous_direction=run.direction, radius=run.radius, previous_level=run.mostly_level)
+    turn = math.degrees(math.acos(float(np.clip(side @ run.side, -1, 1))))
+    assert side[0] < 0 and 20.0 <= turn <= 45.0 + 1e-6  # turned towards the run's direction
+    # judged from the drifted direction alone: the run's side, no turn
+    old = tracker._side_for(down, np.array([-6.9, 0.0, 4.2]), np.array([-6.5, 0.8, 4.4]), previous=run.side,
+                            previous_direction=run.direction, radius=run.radius)
+    assert old @ run.side == pytest.approx(1.0)
+
+
 def test_continuation_whose_corner_the_pipe_is_seen_beyond_is_dropped() -> None:
     """A support post under an apparent end was taken for a piece going down; once the pipe
     is seen 0.6 m or more beyond that "corner", the continuation goes (it was followed to the

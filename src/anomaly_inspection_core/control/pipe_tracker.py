@@ -336,6 +336,9 @@ class _Segment:
     end_seen: int = 0  # frames in which the end ahead was inside the view
     end_t: float = -math.inf  # t_hi when the end was last inside the view
     fits: int = 0  # frames fused into this model
+    #: of them, fits after which the model was level (not a riser): whether the piece *was* a run
+    #: once its model drifts towards a riser going down at its end (see ``PipeTracker._side_for``)
+    level_fits: int = 0
     #: a riser entered from a run: the side to move round to once its end is in view
     safe_side: np.ndarray | None = None
     #: the corner this piece was turned onto at (map frame); None for the first piece
@@ -351,6 +354,11 @@ class _Segment:
     def is_riser(self) -> bool:
         """Steeper than |d_z| > 0.8, the one riser test used everywhere here."""
         return abs(float(self.direction[2])) > 0.8
+
+    @property
+    def mostly_level(self) -> bool:
+        """Level (not a riser) after most of its fits, whatever its model's direction now."""
+        return 2 * self.level_fits > self.fits
 
     def foot(self, p: np.ndarray) -> float:
         return float(np.dot(p - self.point, self.direction))
@@ -765,7 +773,7 @@ class PipeTracker:
     def _side_for(self, d: np.ndarray, axis_point: np.ndarray, uav: np.ndarray,
                   previous: np.ndarray | None,
                   previous_direction: np.ndarray | None = None,
-                  radius: float = 0.0) -> np.ndarray:
+                  radius: float = 0.0, previous_level: bool | None = None) -> np.ndarray:
         """Horizontal unit vector from the axis towards where the UAV should fly.
 
         A riser entered from a horizontal run is flown turned from the run's side towards
@@ -775,7 +783,9 @@ class PipeTracker:
         riser. Turned so that any continuation passes at least ``radius + 0.45 m``
         (horizontally) from the UAV, it cannot hit one and sees it at its own level; the
         angle is as small as that allows (at most 45 deg), which keeps the stand-off to a
-        continuation along the run's direction.
+        continuation along the run's direction. ``previous_level`` says whether the piece
+        before was a run (default: from ``previous_direction``): at a riser going down, the
+        run's model drifts towards the riser as its end comes into view, steeper than a run.
         """
         h = np.cross(_UP, d)
         # a riser, as everywhere here, is a piece steeper than |d_z| > 0.8 (|h| < 0.6); the first
@@ -793,7 +803,9 @@ class PipeTracker:
         # (near) vertical pipe: keep the horizontal offset we have
         ref = previous if previous is not None else (uav - axis_point)
         ahead = None if previous_direction is None else _horizontal_unit(previous_direction)
-        if previous is not None and ahead is not None and abs(float(previous_direction[2])) < 0.8:
+        if previous_level is None and previous_direction is not None:
+            previous_level = abs(float(previous_direction[2])) < 0.8
+        if previous is not None and ahead is not None and previous_level:
             dist = self.config.standoff_m + radius
             sin_a = float(np.clip((radius + 0.45) / dist, math.sin(math.radians(20.0)),
                                   math.sin(math.radians(45.0))))
@@ -829,6 +841,7 @@ class PipeTracker:
             off = q - m
             seg.point = seg.point + a * (off - np.dot(off, seg.direction) * seg.direction)
         seg.radius = (1 - a) * seg.radius + a * est_map.radius
+        seg.level_fits += int(not seg.is_riser)
         # keep t_hi referring to the same place along the pipe
         shift = float(np.dot(seg.point - old_point, seg.direction))
         if math.isfinite(seg.t_hi):
@@ -948,7 +961,8 @@ class PipeTracker:
             return
         corner = pa
         side = self._side_for(direction, corner, pose.position, previous=seg.side,
-                             previous_direction=seg.direction, radius=b.radius)
+                             previous_direction=seg.direction, radius=b.radius,
+                             previous_level=seg.mostly_level)
         safe_side = None
         if cfg.riser_look_ahead_deg > 0 and float(direction[2]) > 0.8 and not seg.is_riser:
             # a riser from a run: flown on the run's side (the defects of its lower part face
