@@ -101,10 +101,13 @@ class _MjcfBuilder:
             self.geom_defect[name] = defect_id
         return name
 
-    def geom(self, gtype: str, material: str, **attrs) -> None:
+    def geom(self, gtype: str, material: str, casts_shadow: bool = True, **attrs) -> None:
         extra = " ".join(f'{k}="{_fmt(v) if not isinstance(v, str) else v}"' for k, v in attrs.items())
-        self.body_xml.append(f'<geom name="{self._name(gtype)}" type="{gtype}" material="{material}" '
+        name = self._name(gtype)
+        self.body_xml.append(f'<geom name="{name}" type="{gtype}" material="{material}" '
                              f'contype="0" conaffinity="0" mass="0" {extra}/>')
+        if not casts_shadow:
+            self.no_shadow.append(name)
 
     def box(self, spec: BoxSpec, material: str) -> None:
         q = np.array([math.cos(math.radians(spec.yaw_deg) / 2), 0, 0, math.sin(math.radians(spec.yaw_deg) / 2)])
@@ -159,10 +162,13 @@ class SimWorld:
             self._defect_of_geom[mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, name)] = did
         self._arm_ids = [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, g[0]) for g in self._arm_geoms]
         self._arm_id_set = set(self._arm_ids)
-        # Weld beads receive the sun's shadows but cast none: a bead stands 6 mm proud, so its
-        # true shadow is a strip a few mm wide along its toe, which the 5.9 mm shadow texels drew
-        # as jagged dark teeth that crawl as the sun drifts (read as anomalies at welds). MuJoCo
-        # skips decor-category geoms in its shadow-casting pass only (see render()).
+        # Some geoms receive the sun's shadows but cast none (MuJoCo skips decor-category geoms in
+        # its shadow-casting pass only; see render()). Weld beads stand 6 mm proud: their true
+        # shadow, a strip a few mm wide along the toe, was drawn by the 5.9 mm shadow texels as
+        # jagged dark teeth that crawled as the sun drifted (read as anomalies at welds). The
+        # ground and the flanges (with their bolts) shadowed themselves with acne: rings of dots
+        # on the ground and streaks on a flange's face seen edge-on to the sun, which changed
+        # with the sun (read as anomalies at a pipe's end flange). Nothing lies under the ground.
         self._no_shadow_ids = {mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, name)
                                for name in b.no_shadow}
         self._cam_id = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, "inspection")
@@ -234,7 +240,7 @@ class SimWorld:
     def _ground(self, b: _MjcfBuilder, half: tuple[float, float], centre=(0.0, 0.0)) -> None:
         tex = b.texture(textures.concrete(b.rng), "concrete")
         mat = b.material(texture=tex, texrepeat=(0.25, 0.25), texuniform=True, specular=0.05, shininess=0.05)
-        b.geom("plane", mat, pos=(centre[0], centre[1], 0.0), size=(half[0], half[1], 0.1))
+        b.geom("plane", mat, casts_shadow=False, pos=(centre[0], centre[1], 0.0), size=(half[0], half[1], 0.1))
 
     def _dents_on(self, name: str) -> list[DefectSpec]:
         return [d for d in self.scenario.defects if d.type == "dent" and d.surface == name]
@@ -274,7 +280,7 @@ class SimWorld:
             thick = 0.025
             for sign in ((-1.0, 1.0) if s not in ends else (0.0,)):
                 mid = c + t * sign * (gap / 2 + thick / 2)
-                b.geom("cylinder", flange_mat, fromto=np.concatenate([mid - t * thick / 2, mid + t * thick / 2]),
+                b.geom("cylinder", flange_mat, casts_shadow=False, fromto=np.concatenate([mid - t * thick / 2, mid + t * thick / 2]),
                        size=(1.45 * r, 0))
             n = np.cross(t, [0, 0, 1.0]) if abs(t[2]) < 0.9 else np.cross(t, [1.0, 0, 0])
             n /= np.linalg.norm(n)
@@ -282,7 +288,7 @@ class SimWorld:
             for k in range(8):
                 a = 2 * math.pi * (k + 0.5) / 8
                 p = c + 1.22 * r * (math.cos(a) * n + math.sin(a) * m)
-                b.geom("cylinder", bolt_mat, fromto=np.concatenate([p - t * 0.04, p + t * 0.04]), size=(0.011, 0))
+                b.geom("cylinder", bolt_mat, casts_shadow=False, fromto=np.concatenate([p - t * 0.04, p + t * 0.04]), size=(0.011, 0))
         sup_mat = b.material(rgba=(0.32, 0.32, 0.34, 1), specular=0.1, shininess=0.1)
         for sup in pipe_supports(spec, cl):
             b.box(sup, sup_mat)
