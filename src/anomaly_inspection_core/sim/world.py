@@ -91,7 +91,8 @@ class _MjcfBuilder:
                               f'shininess="{shininess}" reflectance="0"{tex}/>')
         return name
 
-    def mesh_geom(self, mesh: Mesh, material: str, prefix: str = "mesh", defect_id: int = 0) -> str:
+    def mesh_geom(self, mesh: Mesh, material: str, prefix: str = "mesh", defect_id: int = 0,
+                  casts_shadow: bool = True) -> str:
         name = self._name(prefix)
         self.assets[f"{name}.msh"] = mesh.to_msh()
         self.asset_xml.append(f'<mesh name="{name}" file="{name}.msh" inertia="shell"/>')
@@ -99,6 +100,8 @@ class _MjcfBuilder:
                              f'contype="0" conaffinity="0" mass="0"/>')
         if defect_id:
             self.geom_defect[name] = defect_id
+        if not casts_shadow:
+            self.no_shadow.append(name)
         return name
 
     def geom(self, gtype: str, material: str, casts_shadow: bool = True, **attrs) -> None:
@@ -268,8 +271,8 @@ class SimWorld:
             # as dark view-dependent specks along its edges, read as anomalies at welds. Its toes
             # are steep (sin ** 0.25): a shallow toe, nearly level with the pipe, drew shadow acne.
             prof = (lambda ss, s0=s0, s1=s1: r - 0.001 + 0.007 * np.sin(np.pi * np.clip((ss - s0) / (s1 - s0), 0, 1)) ** 0.25)
-            weld = b.mesh_geom(tube_mesh(cl, r, (), (s0, s1), ring_spacing=0.003, radius_profile=prof), weld_mat, "weld")
-            b.no_shadow.append(weld)
+            b.mesh_geom(tube_mesh(cl, r, (), (s0, s1), ring_spacing=0.003, radius_profile=prof), weld_mat, "weld",
+                        casts_shadow=False)
         flange_mat = b.material(rgba=tuple(np.array(spec.color) * 0.85) + (1.0,), specular=0.3, shininess=0.3)
         bolt_mat = b.material(rgba=(0.25, 0.25, 0.27, 1), specular=0.5, shininess=0.5)
         ends = [0.0, cl.length]
