@@ -201,9 +201,9 @@ def test_riser_going_down_after_a_run_whose_model_drifted_is_flown_on_the_turned
                              previous_direction=run.direction, radius=run.radius, previous_level=run.mostly_level)
     turn = math.degrees(math.acos(float(np.clip(side @ run.side, -1, 1))))
     assert side[0] < 0 and 20.0 <= turn <= 45.0 + 1e-6  # turned towards the run's direction
-    # judged from the drifted direction alone: the run's side, no turn
+    # judged from the drifted direction (steeper than a run), as before: the run's side, no turn
     old = tracker._side_for(down, np.array([-6.9, 0.0, 4.2]), np.array([-6.5, 0.8, 4.4]), previous=run.side,
-                            previous_direction=run.direction, radius=run.radius)
+                            previous_direction=run.direction, radius=run.radius, previous_level=not run.is_riser)
     assert old @ run.side == pytest.approx(1.0)
 
 

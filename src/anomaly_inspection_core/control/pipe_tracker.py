@@ -773,7 +773,7 @@ class PipeTracker:
     def _side_for(self, d: np.ndarray, axis_point: np.ndarray, uav: np.ndarray,
                   previous: np.ndarray | None,
                   previous_direction: np.ndarray | None = None,
-                  radius: float = 0.0, previous_level: bool | None = None) -> np.ndarray:
+                  radius: float = 0.0, previous_level: bool = False) -> np.ndarray:
         """Horizontal unit vector from the axis towards where the UAV should fly.
 
         A riser entered from a horizontal run is flown turned from the run's side towards
@@ -784,8 +784,9 @@ class PipeTracker:
         (horizontally) from the UAV, it cannot hit one and sees it at its own level; the
         angle is as small as that allows (at most 45 deg), which keeps the stand-off to a
         continuation along the run's direction. ``previous_level`` says whether the piece
-        before was a run (default: from ``previous_direction``): at a riser going down, the
-        run's model drifts towards the riser as its end comes into view, steeper than a run.
+        before was a run, judged from its fits (``_Segment.mostly_level``), not from
+        ``previous_direction``: at a riser going down, the run's model drifts towards the
+        riser as its end comes into view, steeper than a run.
         """
         h = np.cross(_UP, d)
         # a riser, as everywhere here, is a piece steeper than |d_z| > 0.8 (|h| < 0.6); the first
@@ -803,8 +804,6 @@ class PipeTracker:
         # (near) vertical pipe: keep the horizontal offset we have
         ref = previous if previous is not None else (uav - axis_point)
         ahead = None if previous_direction is None else _horizontal_unit(previous_direction)
-        if previous_level is None and previous_direction is not None:
-            previous_level = abs(float(previous_direction[2])) < 0.8
         if previous is not None and ahead is not None and previous_level:
             dist = self.config.standoff_m + radius
             sin_a = float(np.clip((radius + 0.45) / dist, math.sin(math.radians(20.0)),
