@@ -439,13 +439,15 @@ def _localize_mask(
     # blurs a defect symmetrically in the image, and perspective stretches the far half of the
     # region over more metres (17-41 mm for an AGV's floor defect at 2.5-3.5 m). The defect is
     # where the ray through the region's anomaly-weighted image centre meets the surface plane.
+    # (map-frame rays of the region's pixels, at unit z-depth: linear in the pixel, so their
+    # weighted mean is the ray through the weighted mean pixel)
+    rays = intrinsics.backproject(us_in, vs_in, np.ones(len(us_in))) @ pose.rotation.T
     weights = np.ones(len(us_in))
     if amap is not None:
         a = np.nan_to_num(amap[vs_in, us_in].astype(np.float64), nan=0.0)
         if float(a.max() - a.min()) > 1e-9:
             weights = a - a.min()
-    u_c, v_c = float(np.average(us_in, weights=weights)), float(np.average(vs_in, weights=weights))
-    ray = pose.rotation @ np.array([(u_c - intrinsics.cx) / intrinsics.fx, (v_c - intrinsics.cy) / intrinsics.fy, 1.0])
+    ray = np.average(rays, axis=0, weights=weights)
     along = float(ray @ normal)
     if abs(along) > 0.1 * float(np.linalg.norm(ray)):
         centroid = cam_pos + ray * (float((centroid - cam_pos) @ normal) / along)
@@ -454,8 +456,6 @@ def _localize_mask(
     # seen obliquely would otherwise smear the points sideways and inflate the extent.
     rel = pts - centroid
     tang = rel - np.outer(rel @ normal, normal)
-    rays = np.stack([(us_in - intrinsics.cx) / intrinsics.fx, (vs_in - intrinsics.cy) / intrinsics.fy,
-                     np.ones(len(us_in))], axis=1) @ pose.rotation.T
     denom = rays @ normal
     if np.all(np.abs(denom) > 0.1 * np.linalg.norm(rays, axis=1)):
         t_hit = ((centroid - cam_pos) @ normal) / denom
