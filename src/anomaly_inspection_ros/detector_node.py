@@ -307,6 +307,11 @@ class DetectorNode(Node):
         out.is_anomalous = bool(pred.is_anomalous)
         out.model_id = str(self.model.model_id)
         out.inference_ms = float(ms)
+        out.normal_level = float(self.model.normal_level)
+        spread = self.model.point_spread_px  # at the model's input size: the frame is resized to a square
+        if spread:
+            out.point_spread_x_px = float(spread * msg.width / self.model.config.image_size)
+            out.point_spread_y_px = float(spread * msg.height / self.model.config.image_size)
         for r in pred.regions:
             x, y, w, h = (int(v) for v in r.bbox)
             out.regions.append(AnomalyRegion(

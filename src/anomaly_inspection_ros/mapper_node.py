@@ -334,6 +334,11 @@ class MapperNode(Node):
         if not (np.isfinite(msg.score) and np.isfinite(msg.pixel_threshold)):
             self.warner.warn("result_nan", "dropping anomaly result with non-finite score/threshold")
             return
+        scale = (msg.point_spread_x_px, msg.point_spread_y_px, msg.normal_level)
+        if not all(np.isfinite(v) and v >= 0 for v in scale) or msg.normal_level >= 1:
+            self.warner.warn("result_scale", f"dropping anomaly result with invalid point spread / normal level "
+                                             f"{tuple(round(float(v), 3) for v in scale)}")
+            return
         self.pending.append((t, msg, time.monotonic()))
         self.received["anomaly/result"] += 1
 
@@ -417,9 +422,12 @@ class MapperNode(Node):
             except conv.ConversionError:
                 rgb = None
         try:
+            spread = (msg.point_spread_x_px, msg.point_spread_y_px)
             dets = localize_regions(regions, depth, intr, pose, t, rgb=rgb, anomaly_map=amap, config=self.loc_cfg,
                                     depth_intrinsics=intr.scaled(depth.shape[1], depth.shape[0])
-                                    if depth.shape != (intr.height, intr.width) else None)
+                                    if depth.shape != (intr.height, intr.width) else None,
+                                    normal_level=msg.normal_level or None,
+                                    point_spread_px=spread if min(spread) > 0 else None)
         except ValueError as exc:
             self.warner.warn("localize", f"cannot localise frame at t={t:.3f}: {exc}")
             return []

@@ -4,6 +4,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
@@ -99,6 +100,9 @@ def test_detector_node_teach_then_score(ros_context, tmp_path):
     assert r.bbox.x_offset <= 80 <= r.bbox.x_offset + r.bbox.width
     assert r.bbox.y_offset <= 60 <= r.bbox.y_offset + r.bbox.height
     assert not normal.is_anomalous
+    # the map's blur and normal level, for the mapper's size estimate
+    assert 0.0 < anomalous.point_spread_x_px < 80 and 0.0 < anomalous.point_spread_y_px < 60
+    assert anomalous.normal_level == pytest.approx(0.1192, abs=1e-3)
     assert node.frames_scored >= 2 and all(len(k) for k in [normal.model_id])
 
 

@@ -63,7 +63,8 @@ class Feeder:
         region = AnomalyRegion(bbox=RegionOfInterest(x_offset=u - 5, y_offset=v - 5, width=10, height=10),
                                peak_x=u, peak_y=v, peak_score=0.9, mean_score=0.9, pixel_area=100, label="anomaly")
         self.result.publish(AnomalyResult(header=header, score=0.9, threshold=0.5, pixel_threshold=0.5,
-                                          is_anomalous=True, regions=[region]))
+                                          is_anomalous=True, regions=[region], point_spread_x_px=6.0,
+                                          point_spread_y_px=6.0, normal_level=0.12))
 
     def last_status(self) -> dict:
         return self.statuses[-1] if self.statuses else {}
@@ -95,6 +96,8 @@ def test_mapper_fuses_views_drops_bad_input_and_reports_silent_inputs(ros_contex
         feeder.pose.publish(bad_pose)
         feeder.result.publish(AnomalyResult(header=header, score=math.nan, pixel_threshold=0.5))
         feeder.result.publish(AnomalyResult(header=Header(frame_id="camera"), score=0.1, pixel_threshold=0.5))
+        feeder.result.publish(AnomalyResult(header=header, score=0.1, pixel_threshold=0.5, point_spread_x_px=math.inf))
+        feeder.result.publish(AnomalyResult(header=header, score=0.1, pixel_threshold=0.5, normal_level=1.5))
         spin_until(ex, lambda: False, 0.5)
         assert sum(mapper.received.values()) == 0, mapper.received
 
@@ -124,6 +127,9 @@ def test_mapper_fuses_views_drops_bad_input_and_reports_silent_inputs(ros_contex
         assert len(report["defects"]) == 1
         assert report["defects"][0]["position_m"] == pytest.approx(DEFECT.tolist(), abs=0.01)
         assert report["defects"][0]["views"] == 3
+        # the 10 px square less the map's 6 px blur: 8 px, at 1 m
+        assert report["defects"][0]["size_m"][0] == pytest.approx(8.0 / INTR.fx, rel=0.15)
+        assert report["defects"][0]["extent_m"][0] == pytest.approx(10.0 / INTR.fx, rel=0.15)
         assert report["mission"]["inputs_received"]["camera/pose"] == 3
         ev = report["evaluation"]
         assert ev["recall"] == 0.5 and ev["missed_ground_truth_ids"] == [2]

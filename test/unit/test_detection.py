@@ -275,3 +275,28 @@ def test_border_margin_ignores_edge_responses_but_keeps_the_map():
     assert len(model.predict(centre).regions) == 1
     with pytest.raises(ValueError, match="border_margin"):
         PatchCoreConfig(border_margin=0.3)
+
+
+def test_point_spread_predicts_the_half_maximum_width_of_a_planted_stain(fitted):
+    """The map widens a defect by its own blur. The blur measured at fit time with small probes,
+    removed from a stain's half-maximum width, brings the width close to the stain's diameter."""
+    from anomaly_inspection_core.detection.blur import deblurred_width
+    from anomaly_inspection_core.geometry.localization import half_maximum_level
+
+    model = fitted["model"]
+    spread = model.point_spread_px
+    assert spread is not None and 2.0 < spread < IMAGE_SIZE / 2
+    rng = np.random.default_rng(11)
+    estimates = []
+    for diameter in (16, 40):  # pixels of the 160 px image (128 px model input)
+        image = texture(rng)
+        cv2.circle(image, (80, 80), diameter // 2, (40, 30, 20), -1)
+        amap = model.predict(image).anomaly_map
+        row = amap[80] >= half_maximum_level(float(amap.max()), model.normal_level)
+        off = np.flatnonzero(~row)
+        width = int(off[off > 80][0] - off[off < 80][-1] - 1)
+        estimate = deblurred_width(width, spread * image.shape[1] / IMAGE_SIZE)
+        # measured here: 16 -> 42 -> 25 px, 40 -> 58 -> 47 px (these stains saturate the map)
+        assert abs(estimate - diameter) < 0.5 * abs(width - diameter), (diameter, width, estimate)
+        estimates.append(estimate)
+    assert estimates[1] > estimates[0] + 12

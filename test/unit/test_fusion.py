@@ -29,13 +29,13 @@ def on_pipe(x: float, angle_deg: float) -> np.ndarray:
     return np.array([x, -R * np.cos(a), 1.0 + R * np.sin(a)])
 
 
-def det(position, stamp, score=1.0, quality=0.5, label="", extent=0.04, truncated=False) -> Detection3D:
+def det(position, stamp, score=1.0, quality=0.5, label="", extent=0.04, truncated=False, size=None) -> Detection3D:
     p = np.asarray(position, float)
     return Detection3D(
         position=p, extent=np.array([extent, extent, 0.0]), axes=np.eye(3), normal=np.array([0, 0, 1.0]),
         score=score, mean_score=score, label=label, stamp=stamp, view_distance=1.0, incidence_deg=0.0,
         n_points=50, quality=quality, truncated=truncated, camera_position=p + [0, 0, 1.0],
-        pixel_bbox=(0, 0, 5, 5),
+        pixel_bbox=(0, 0, 5, 5), size=None if size is None else np.array([size, size, 0.0]),
     )
 
 
@@ -171,7 +171,7 @@ def test_areas_larger_than_max_size_are_not_confirmed() -> None:
     assert [round(d.position[0]) for d in fuser.confirmed()] == [1]  # the metre-long area is dropped
     assert len(fuser.all()) == 2  # but kept as a track
     small, large = fuser.all()
-    assert fuser.unmet_rules(small) == [] and fuser.unmet_rules(large) == ["size 1.10 m > 0.50 m"]
+    assert fuser.unmet_rules(small) == [] and fuser.unmet_rules(large) == ["extent 1.10 m > 0.50 m"]
     unlimited = DefectFuser(FusionConfig(min_views=2))
     for k in range(2):
         unlimited.update([det([3.0, 0.0, 0.0], float(k), extent=1.1)])
@@ -309,3 +309,21 @@ def test_weak_but_consistent_track_is_confirmed_after_many_views_and_only_while_
     assert weak.confirmed()
     with pytest.raises(ValueError, match="weak_min_hit_ratio"):
         FusionConfig(min_views=2, weak_min_views=6, weak_min_hit_ratio=0.0)
+
+
+def test_a_track_reports_the_defects_size_and_gates_on_its_regions_extent() -> None:
+    """Regions are a blur's width wider than the defect: association and the max-size rule use
+    the regions' extent, the report the estimated size."""
+    fuser = DefectFuser(FusionConfig(min_views=2, max_size_m=0.2))
+    for k, dx in enumerate((0.0, 0.11, 0.0)):  # 11 cm: within the gate of the 16 cm region (12 cm), not of a 6 cm one
+        fuser.update([det([1.0 + dx, 0.0, 0.0], float(k), extent=0.16, size=0.06)])
+    (track,) = fuser.all()
+    assert track.views == 3 and track.confirmed
+    assert track.extent[0] == pytest.approx(0.16) and track.size[0] == pytest.approx(0.06)
+    assert fuser.describe(track)["size_m"] == pytest.approx(0.06)
+    assert fuser.describe(track)["extent_m"] == pytest.approx(0.16)
+    assert track.to_dict()["size_m"][0] == pytest.approx(0.06)
+    big = DefectFuser(FusionConfig(min_views=2, max_size_m=0.2))
+    for k in range(3):
+        big.update([det([1.0, 0.0, 0.0], float(k), extent=0.4, size=0.1)])
+    assert big.confirmed() == []  # its region is too large, whatever the size estimate

@@ -231,3 +231,43 @@ def test_a_blob_symmetric_in_the_image_is_placed_at_its_centre_on_an_oblique_flo
         (det,) = localize_regions(regions, depth, k, pose, stamp=1.0, anomaly_map=amap)
         assert det.extent[0] > 0.25  # the region is far larger than the 1 px defect centre
         assert np.linalg.norm(det.position - target) < 0.005
+
+
+@pytest.mark.parametrize("eye, target, diameter", [([0.0, 0.0, 1.0], [0.4, 0.0, 0.0], 0.08),
+                                                   ([0.0, 0.0, 1.5], [2.5, 0.5, 0.0], 0.25)])
+def test_the_defect_size_removes_the_maps_blur_from_the_region(eye, target, diameter) -> None:
+    """A detector's map is the defect's response blurred by the map's own point spread, and a
+    region cut at a low level is a blur's width wider all round (a 3-10 cm defect at 0.77 m:
+    11-18 cm regions). The size is the half-maximum extent with that blur removed."""
+    import cv2
+
+    from anomaly_inspection_core.detection.blur import point_spread_from_probe
+
+    k = CameraIntrinsics.from_fov(640, 480, 60.0)
+    target = np.array(target)
+    pose = Pose.looking_at(np.array(eye), target)
+    depth, pts, idx = render_depth([PLANE], k, pose)
+    sigma = 10.0  # pixels: the map's blur
+    # the defect's own response: a bump on the surface whose full width at half maximum is its diameter
+    d2 = np.sum((pts - target) ** 2, axis=-1)
+    own = np.where(idx >= 0, np.exp(-4.0 * np.log(2.0) * d2 / diameter ** 2), 0.0).astype(np.float32)
+    raw = cv2.GaussianBlur(own, (0, 0), sigma)
+    raw /= float(raw.max())
+    # the point spread as the detector measures it at fit time (PatchCoreModel._measure_point_spread):
+    # a small square's half-maximum width, its side removed
+    side = 12
+    probe = np.zeros((200, 200), np.float32)
+    probe[94:94 + side, 94:94 + side] = 1.0
+    probe = cv2.GaussianBlur(probe, (0, 0), sigma)
+    spread = point_spread_from_probe(int((probe[100] >= 0.5 * probe.max()).sum()), side)
+    amap = (1.0 / (1.0 + np.exp(-(-2.0 + 6.0 * raw)))).astype(np.float32)  # normal 0.12, peak 0.98
+    normal_level = 1.0 / (1.0 + np.exp(2.0))
+    regions = regions_from_anomaly_map(amap, threshold=0.3)
+    assert len(regions) == 1
+    (det,) = localize_regions(regions, depth, k, pose, stamp=1.0, anomaly_map=amap,
+                              normal_level=normal_level, point_spread_px=(spread, spread))
+    (plain,) = localize_regions(regions, depth, k, pose, stamp=1.0, anomaly_map=amap)
+    assert det.extent[0] > 1.5 * diameter  # the region
+    for axis in (0, 1):
+        assert abs(det.size[axis] - diameter) < 0.15 * diameter, (axis, det.size, det.extent)
+    assert det.size[0] < plain.size[0] < plain.extent[0]  # the half maximum alone lies between

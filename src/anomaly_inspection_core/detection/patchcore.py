@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .backbones import FeatureExtractor, build_feature_extractor
+from .blur import point_spread_from_probe
 from .coreset import greedy_coreset_indices
 from .images import to_rgb_uint8
 from .regions import Region, extract_regions
@@ -227,6 +228,20 @@ def _gaussian_kernel_size(sigma: float) -> int:
     return 2 * int(4.0 * sigma + 0.5) + 1
 
 
+#: the held-out normal median pixel normalises to sigmoid(-2) (see :func:`calibrate_threshold`)
+NORMAL_PIXEL_LEVEL = float(1.0 / (1.0 + math.exp(2.0)))
+
+
+def _run_length_at(on: np.ndarray, i: int) -> int:
+    """Length of the run of True values in the 1-D ``on`` that contains index ``i`` (0 if off)."""
+    if not on[i]:
+        return 0
+    off = np.flatnonzero(~on)
+    left = off[off < i]
+    right = off[off > i]
+    return int((right[0] if right.size else on.size) - (left[-1] + 1 if left.size else 0))
+
+
 class PatchCoreModel:
     """Memory-bank anomaly detector. Build with a config, then :meth:`fit` or :meth:`load`."""
 
@@ -391,6 +406,7 @@ class PatchCoreModel:
         )
         pix_thr, pix_scale = calibrate_threshold(np.asarray(pixel_maxima), float(np.median(pixel_medians)), cfg.threshold_sigmas)
         self.thresholds = Thresholds(img_thr, img_scale, pix_thr, pix_scale, n_hold)
+        point_spread = self._measure_point_spread(hold_set)
         t_end = time.perf_counter()
 
         channels = self.extractor.channels
@@ -405,6 +421,7 @@ class PatchCoreModel:
             "input_size": [cfg.image_size, cfg.image_size],
             "normalisation": {"mean": list(self.extractor.spec.mean), "std": list(self.extractor.spec.std)},
             "thresholds": asdict(self.thresholds),
+            "point_spread_px": point_spread,
             "train": {
                 "num_images": len(images),
                 "num_bank_images": len(train_set),
@@ -429,6 +446,57 @@ class PatchCoreModel:
             cfg.backbone, len(images), self.memory_bank.shape[0], patches.shape[0], t_end - t0, t_coreset - t_embed,
         )
         return self
+
+    def _measure_point_spread(self, images: Sequence[np.ndarray], max_images: int = 3) -> float | None:
+        """The anomaly map's own blur: full width at half maximum, in pixels at ``image_size``,
+        of its response to a small defect.
+
+        A black-and-white checkerboard square of side ``image_size / 32`` (at least 8) is planted at three
+        places of up to ``max_images`` held-out normal images. Along the row and the column
+        through each square, the run of the (raw, smoothed) map above halfway between the
+        image's median and the square's peak is measured, and the Gaussian blur that widens a
+        box of the square's side to that run is solved for (:mod:`.blur`). The median over the
+        probes is kept. A consumer estimates a defect's size from its region's half-maximum
+        extent by inverting the same model. ``None`` when no probe could be measured.
+        """
+        size = self.config.image_size
+        side = max(8, int(round(size / 32)))
+        cell = side // 4
+        yy, xx = np.mgrid[0:side, 0:side]
+        checker = ((((yy // cell) + (xx // cell)) % 2) * 255).astype(np.uint8)[..., None]
+        widths = []
+        for image in images[:max_images]:
+            base = cv2.resize(to_rgb_uint8(image), (size, size), interpolation=cv2.INTER_AREA)
+            for fx, fy in ((0.35, 0.4), (0.5, 0.6), (0.65, 0.45)):
+                cx, cy = int(fx * size), int(fy * size)
+                x0, y0 = cx - side // 2, cy - side // 2
+                probe = base.copy()
+                probe[y0:y0 + side, x0:x0 + side] = checker
+                _, patch_map = self._raw_scores(self.embed(self.preprocess([probe]))[0])
+                raw = self._smooth_map(patch_map)
+                normal = float(np.median(raw))
+                peak = float(raw[y0:y0 + side, x0:x0 + side].max())
+                if peak <= normal:
+                    continue
+                above = raw >= normal + 0.5 * (peak - normal)
+                for run in (_run_length_at(above[cy], cx), _run_length_at(above[:, cx], cy)):
+                    if run > 0:
+                        widths.append(point_spread_from_probe(run, side))
+        if not widths:
+            logger.warning("could not measure the anomaly map's point spread (no probe stood out)")
+            return None
+        return round(float(np.median(widths)), 2)
+
+    @property
+    def normal_level(self) -> float:
+        """The normalised map's value at a typical (held-out median) normal pixel."""
+        return NORMAL_PIXEL_LEVEL
+
+    @property
+    def point_spread_px(self) -> float | None:
+        """See :meth:`_measure_point_spread`; ``None`` for models fitted before it was measured."""
+        value = self.metadata.get("point_spread_px") if self.metadata else None
+        return float(value) if value else None
 
     def _compute_model_id(self) -> str:
         digest = hashlib.sha256()

@@ -111,7 +111,7 @@ class FusedDefect:
     id: int
     type: str
     position: np.ndarray
-    size: np.ndarray  # (3,) along axes: major, minor (surface), thickness
+    size: np.ndarray  # (3,) estimated defect size along axes: major, minor (surface), thickness
     axes: np.ndarray  # (3, 3) columns: major, minor, normal
     normal: np.ndarray
     score: float
@@ -129,6 +129,13 @@ class FusedDefect:
     whole_views: int = 0  # distinct frames with an observation not cut by the image edge or band
     best_view: Detection3D | None = field(default=None, repr=False)
     observations: list[Detection3D] = field(default_factory=list, repr=False)
+    # (3,) the anomalous region's extent along axes (wider than the defect by the anomaly map's
+    # blur): what association gates and the max_size_m rule use; ``size`` when not given
+    extent: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.extent is None:
+            self.extent = np.asarray(self.size, dtype=np.float64).copy()
 
     @property
     def orientation(self) -> np.ndarray:
@@ -151,6 +158,7 @@ class FusedDefect:
             "type": self.type,
             "position_m": [float(v) for v in self.position],
             "size_m": [float(v) for v in self.size],
+            "extent_m": [float(v) for v in self.extent],
             "orientation_xyzw": [float(v) for v in self.orientation],
             "normal": [float(v) for v in self.normal],
             "score": float(self.score),
@@ -278,7 +286,7 @@ class DefectFuser:
 
     def too_large(self, track: FusedDefect) -> bool:
         """Whether the track's largest extent exceeds ``max_size_m`` (never confirmed then)."""
-        return self.config.max_size_m > 0 and float(np.max(track.size)) > self.config.max_size_m
+        return self.config.max_size_m > 0 and float(np.max(track.extent)) > self.config.max_size_m
 
     def all(self) -> list[FusedDefect]:
         """Every track, tentative ones included, by id."""
@@ -297,13 +305,13 @@ class DefectFuser:
 
     def _gate(self, track: FusedDefect, det: Detection3D) -> float:
         cfg = self.config
-        half = 0.5 * max(float(np.max(track.size[:2])), float(np.max(det.extent[:2])))
+        half = 0.5 * max(float(np.max(track.extent[:2])), float(np.max(det.extent[:2])))
         return min(cfg.max_gate_m, cfg.gate_m + cfg.size_gate_factor * half)
 
     def _new_track(self, det: Detection3D) -> FusedDefect:
         track = FusedDefect(
             id=self._next_id, type=det.label or UNLABELLED_TYPE, position=det.position.copy(),
-            size=det.extent.copy(), axes=det.axes.copy(), normal=det.normal.copy(),
+            size=det.size.copy(), extent=det.extent.copy(), axes=det.axes.copy(), normal=det.normal.copy(),
             score=det.score, confidence=0.0, views=1, first_seen=det.stamp, last_seen=det.stamp,
             observations=[det],
         )
@@ -351,9 +359,10 @@ class DefectFuser:
 
         # Size from whole views when there are any: a truncated view sees only part of it.
         sized = [o for o, g in zip(obs, good) if g and not o.truncated] or [o for o, g in zip(obs, good) if g]
-        ext = np.array([np.sort(o.extent[:2])[::-1].tolist() + [o.extent[2]] for o in sized])
         ws = np.array([max(o.quality, 1e-6) for o in sized])
-        track.size = np.array([_weighted_median(ext[:, k], ws) for k in range(3)])
+        for name in ("extent", "size"):
+            v = np.array([np.sort(getattr(o, name)[:2])[::-1].tolist() + [getattr(o, name)[2]] for o in sized])
+            setattr(track, name, np.array([_weighted_median(v[:, k], ws) for k in range(3)]))
 
         track.score = float((np.array([o.score for o in obs])[good] * wg).sum() / wg.sum())
         stamps = {round(o.stamp, 6) for o in obs}
@@ -407,7 +416,7 @@ class DefectFuser:
             if track.confidence < cfg.min_confidence:
                 out.append(f"confidence {track.confidence:.2f} < {cfg.min_confidence:.2f}")
         if self.too_large(track):
-            out.append(f"size {float(np.max(track.size)):.2f} m > {cfg.max_size_m:.2f} m")
+            out.append(f"extent {float(np.max(track.extent)):.2f} m > {cfg.max_size_m:.2f} m")
         if not self.consistent(track):
             out.append(f"detected in {track.hits} of {track.visible} views in which it was visible "
                        f"< {cfg.min_hit_ratio:.2f}")
@@ -417,7 +426,8 @@ class DefectFuser:
         """Plain-JSON facts of a track, tentative or confirmed, for report.json's ``tracks``: where,
         how large, how strong, how often seen and detected, and the rules it fails now."""
         return {"id": int(track.id), "type": track.type, "position_m": [float(v) for v in track.position],
-                "size_m": float(np.max(track.size)), "score": float(track.score), "views": int(track.views),
+                "size_m": float(np.max(track.size)), "extent_m": float(np.max(track.extent)),
+                "score": float(track.score), "views": int(track.views),
                 "whole_views": int(track.whole_views), "visible_views": int(track.visible), "hits": int(track.hits),
                 "confirmed": bool(track.confirmed), "unmet_rules": self.unmet_rules(track)}
 

@@ -6,9 +6,12 @@ collect the depth inside its mask, reject invalid and out-of-range values and va
 the region's median depth (background leaking through the mask edge, a second surface), and
 back-project the rest. From those points we estimate
 
-* a centroid (mean of the inlier surface points),
+* a position (where the ray through the region's anomaly-weighted image centre meets the plane
+  of its points, lifted onto a curved surface),
 * a surface normal (PCA of the points in a slightly dilated mask, oriented towards the camera),
 * an extent along the principal axes of the region in the surface plane plus a thickness,
+* the defect's estimated size along the same axes: the extent of the part above the region's
+  half maximum, less the anomaly map's own blur,
 * view-quality terms (distance, incidence angle, truncation by the image border) combined into
   a single weight used by :mod:`anomaly_inspection_core.geometry.fusion`.
 
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from anomaly_inspection_core.detection.blur import deblurred_width
 from anomaly_inspection_core.geometry.camera import CameraIntrinsics, Pose, matrix_to_quaternion
 
 logger = logging.getLogger(__name__)
@@ -166,7 +170,7 @@ class Detection3D:
     """One anomalous region of one frame located in the ``map`` frame."""
 
     position: np.ndarray  # (3,) centroid on the surface
-    extent: np.ndarray  # (3,) full size along ``axes`` columns: major, minor (in surface), thickness
+    extent: np.ndarray  # (3,) full size of the region along ``axes`` columns: major, minor (in surface), thickness
     axes: np.ndarray  # (3, 3) columns: major tangent, minor tangent, normal (right-handed)
     normal: np.ndarray  # (3,) unit, pointing towards the camera (out of the surface)
     score: float  # peak normalised anomaly score of the region
@@ -181,6 +185,13 @@ class Detection3D:
     camera_position: np.ndarray
     pixel_bbox: tuple[int, int, int, int]
     evidence: Evidence | None = field(default=None, repr=False)
+    # (3,) estimated size of the defect along ``axes`` (the region's extent less the anomaly
+    # map's blur, see _defect_size); the extent when not estimated
+    size: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.size is None:
+            self.size = np.asarray(self.extent, dtype=np.float64).copy()
 
     @property
     def orientation(self) -> np.ndarray:
@@ -380,7 +391,8 @@ def _localize_mask(
     mask: np.ndarray, region: RegionObservation, depth: np.ndarray, valid: np.ndarray,
     intrinsics: CameraIntrinsics, pose: Pose, stamp: float, rgb: np.ndarray | None,
     amap: np.ndarray | None, cfg: LocalizationConfig, peak_score: float, mean_score: float,
-    band: np.ndarray | None = None,
+    band: np.ndarray | None = None, normal_level: float | None = None,
+    point_spread_px: tuple[float, float] | None = None,
 ) -> Detection3D | None:
     h_img, w_img = mask.shape
     vs, us = np.nonzero(mask & valid)
@@ -480,6 +492,10 @@ def _localize_mask(
         np.ptp(local[:, 1]) + pixel_m / cos_inc,
         float(np.subtract(*np.percentile(local[:, 2], [95, 5]))),
     ])
+    size = extent.copy()
+    if amap is not None:
+        size[:2] = _defect_size(local[:, :2], np.nan_to_num(amap[vs_in, us_in], nan=0.0), axes[:, :2],
+                                centroid, intrinsics, pose, normal_level, point_spread_px)
 
     # On a curved surface the mean of the patch lies below it (sagitta): lift the centroid
     # onto the surface using the points near the patch centre.
@@ -508,7 +524,7 @@ def _localize_mask(
     bbox = (x0, y0, x1 - x0 + 1, y1 - y0 + 1)
     evidence = _evidence(rgb, amap, mask, bbox, stamp, cfg) if cfg.evidence else None
     return Detection3D(
-        position=centroid, extent=extent, axes=axes, normal=normal, score=float(peak_score),
+        position=centroid, extent=extent, size=size, axes=axes, normal=normal, score=float(peak_score),
         mean_score=float(mean_score), label=region.label, stamp=float(stamp), view_distance=dist,
         incidence_deg=incidence, n_points=int(len(z_in)), quality=float(quality),
         truncated=truncated, camera_position=cam_pos.copy(), pixel_bbox=bbox, evidence=evidence,
@@ -525,6 +541,8 @@ def localize_regions(
     anomaly_map: np.ndarray | None = None,
     config: LocalizationConfig | None = None,
     depth_intrinsics: CameraIntrinsics | None = None,
+    normal_level: float | None = None,
+    point_spread_px: tuple[float, float] | None = None,
 ) -> list[Detection3D]:
     """Locate every region of one frame in the ``map`` frame.
 
@@ -540,6 +558,11 @@ def localize_regions(
             and heatmap overlays.
         config: parameters; defaults when None.
         depth_intrinsics: intrinsics of the depth image when known (checked for consistency).
+        normal_level: the anomaly map's value at a typical normal pixel, when the map is a
+            logistic of the detector's raw distance (see :func:`half_maximum_level`).
+        point_spread_px: the anomaly map's own blur (full width at half maximum of its response
+            to a small defect) along the image's x and y, in pixels of ``anomaly_map``; removed
+            from each region's half-maximum extent to estimate the defect's size.
 
     Returns:
         One :class:`Detection3D` per region (or per part of a split region) with enough valid
@@ -569,6 +592,12 @@ def localize_regions(
         img = _align_image(img[..., :3].astype(np.uint8, copy=False), intrinsics, "rgb image",
                            cv2.INTER_AREA)
 
+    spread = None
+    if point_spread_px is not None and anomaly_map is not None and all(
+            math.isfinite(float(v)) and float(v) > 0 for v in point_spread_px):
+        # in pixels of the reference resolution (the map may be coarser)
+        spread = (float(point_spread_px[0]) * w / anomaly_map.shape[1],
+                  float(point_spread_px[1]) * h / anomaly_map.shape[0])
     detections: list[Detection3D] = []
     for region in regions:
         mask = region.full_mask(h, w)
@@ -585,15 +614,73 @@ def localize_regions(
             else:
                 peak, mean = region.peak_score, region.mean_score
             det = _localize_mask(part, region, aligned, valid, intrinsics, pose, stamp, img, amap,
-                                 cfg, peak, mean, band)
+                                 cfg, peak, mean, band, normal_level, spread)
             if det is not None:
                 found.append(det)
         if len(found) > 1 and _too_close(found, cfg.split_min_separation_m):
             det = _localize_mask(mask, region, aligned, valid, intrinsics, pose, stamp, img, amap,
-                                 cfg, region.peak_score, region.mean_score, band)
+                                 cfg, region.peak_score, region.mean_score, band, normal_level, spread)
             found = [det] if det is not None else []
         detections.extend(found)
     return detections
+
+
+def half_maximum_level(peak: float, normal_level: float | None) -> float:
+    """The map level halfway between a normal pixel and ``peak`` in the detector's raw units.
+
+    The memory-bank model's map is a logistic of its raw patch distance, so halfway in raw
+    distance is halfway in logit space between ``normal_level`` and the peak (a strong peak of
+    0.98 with normal pixels at 0.12: 0.72). Without ``normal_level`` (0 or None) the map is
+    taken as linear from 0: half the peak.
+    """
+    if not normal_level or not 0.0 < normal_level < 1.0:
+        return 0.5 * float(peak)
+    eps = 1e-6
+    p = min(max(float(peak), eps), 1.0 - eps)
+    lp, ln = math.log(p / (1.0 - p)), math.log(normal_level / (1.0 - normal_level))
+    return 1.0 / (1.0 + math.exp(-(ln + 0.5 * (lp - ln))))
+
+
+def _image_rate(intrinsics: CameraIntrinsics, pose: Pose, point: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """Image motion (pixels per metre along u and v) of ``point`` moved along ``direction``."""
+    r = pose.rotation
+    p = r.T @ (np.asarray(point, dtype=np.float64) - pose.position)
+    d = r.T @ np.asarray(direction, dtype=np.float64)
+    z = max(float(p[2]), 1e-6)
+    return np.array([intrinsics.fx * (d[0] * z - p[0] * d[2]) / z ** 2,
+                     intrinsics.fy * (d[1] * z - p[1] * d[2]) / z ** 2])
+
+
+def _defect_size(tangent: np.ndarray, values: np.ndarray, axes: np.ndarray, centroid: np.ndarray,
+                 intrinsics: CameraIntrinsics, pose: Pose, normal_level: float | None,
+                 point_spread_px: tuple[float, float] | None) -> np.ndarray:
+    """Estimated size of the defect along the region's two tangent ``axes`` (columns).
+
+    A region cut at a low map level spreads a blur's width beyond the defect all round (a
+    3-10 cm defect seen from 0.77 m: regions of 11-18 cm). The part of the region above its
+    half maximum (:func:`half_maximum_level`) has the defect's size widened by the map's own
+    blur; that blur (``point_spread_px``, measured by the detector the same way) is removed
+    along each axis, in image pixels (:func:`~anomaly_inspection_core.detection.blur.deblurred_width`).
+    ``tangent``: the region's pixels on the surface plane, in ``axes`` coordinates (metres),
+    with their map ``values``.
+    """
+    level = half_maximum_level(float(values.max()), normal_level)
+    core = tangent[values >= level]
+    if len(core) == 0:
+        core = tangent
+    out = np.zeros(2)
+    for k in range(2):
+        rate = _image_rate(intrinsics, pose, centroid, axes[:, k])
+        px_per_m = float(np.linalg.norm(rate))
+        if px_per_m < 1e-9:
+            out[k] = float(np.ptp(core[:, k]))
+            continue
+        width = float(np.ptp(core[:, k])) * px_per_m + 1.0  # pixel centres -> edges
+        if point_spread_px is not None:
+            e = rate / px_per_m
+            width = deblurred_width(width, math.hypot(e[0] * point_spread_px[0], e[1] * point_spread_px[1]))
+        out[k] = width / px_per_m
+    return out
 
 
 def _too_close(dets: list[Detection3D], min_sep: float) -> bool:

@@ -223,6 +223,8 @@ def render_html(doc: dict, evidence: dict[int, Any], robot_path: np.ndarray | No
         rows = [
             ("Position [m]", ", ".join(f"{v:.3f}" for v in d["position_m"])),
             ("Size [cm]", " x ".join(f"{100 * v:.1f}" for v in d["size_m"])),
+            ("Anomalous area [cm]", " x ".join(f"{100 * v:.1f}" for v in d["extent_m"][:2])
+             if d.get("extent_m") else "-"),
             ("Surface normal", ", ".join(f"{v:.2f}" for v in d.get("normal", []))),
             ("Score / confidence", f"{d['score']:.2f} / {d.get('confidence', float('nan')):.2f}"),
             ("Views", f"{d['views']} (of {d['visible_views']} frames that had it in view)"
