@@ -185,6 +185,8 @@ class DetectorNode(Node):
             self.warner.warn("bad_teach_image", f"dropping teach image: {exc}")
             return
         self._teach_seen += 1
+        if self._teach_seen % 20 == 0:  # progress, whether or not this frame is kept
+            self._publish_status()
         if self.cfg.teach_gate_topic:
             gate = self._gate
             if gate is None or not gate[1] or abs(gate[0] - t) > 0.5:
@@ -197,8 +199,6 @@ class DetectorNode(Node):
             self.warner.warn("bad_teach_image", f"dropping teach image: {exc}")
             return
         self._teach.add(rgb, t)  # bounded: beyond teach_max_frames, teach_thinning says which go
-        if self._teach_seen % 20 == 0:
-            self._publish_status()
 
     def _on_gate(self, msg: PipelineTrackerStatus) -> None:
         try:
