@@ -151,3 +151,19 @@ def test_matching_counts_errors_and_is_one_to_one() -> None:
     with pytest.raises(ValueError, match=r"ground_truth\[0\] position"):
         match_defects(pred, [{"id": 1, "position": [0, 0]}])
     assert hungarian(np.array([[4.0, 1.0, 3.0], [2.0, 0.0, 5.0]])) == [(0, 1), (1, 0)]
+    assert ev.median_size_error_m is None  # no sizes given
+
+
+def test_matching_compares_the_largest_in_surface_size() -> None:
+    pred = [{"id": 1, "position_m": [1.0, 0.0, 0.0], "size_m": [0.06, 0.02, 0.5]},  # thickness ignored
+            {"id": 2, "position_m": [2.0, 0.0, 0.0], "size_m": [0.30, 0.20, 0.0]},
+            {"id": 3, "position_m": [3.0, 0.0, 0.0]}]
+    gt = [{"id": "a", "type": "crack", "position": [1.0, 0.0, 0.0], "size": 0.05},
+          {"id": "b", "type": "stain", "position": [2.0, 0.0, 0.0], "size": 0.10},
+          {"id": "c", "type": "dent", "position": [3.0, 0.0, 0.0], "size": 0.08}]
+    ev = match_defects(pred, gt)
+    by_gt = {m.ground_truth_id: m for m in ev.matches}
+    assert by_gt["a"].size_m == pytest.approx(0.06) and by_gt["a"].ground_truth_size_m == pytest.approx(0.05)
+    assert by_gt["c"].size_m is None
+    assert ev.median_size_error_m == pytest.approx((0.01 + 0.20) / 2)
+    assert ev.median_size_ratio == pytest.approx((1.2 + 3.0) / 2)

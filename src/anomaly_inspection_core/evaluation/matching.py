@@ -23,6 +23,9 @@ class DefectMatch:
     predicted_type: str
     ground_truth_type: str
     error_m: float
+    # largest size in the surface (reported; ground truth's ``size``), when both are known
+    size_m: float | None = None
+    ground_truth_size_m: float | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,9 @@ class EvaluationResult:
     median_error_m: float | None
     p95_error_m: float | None
     mean_error_m: float | None
+    # over the matches whose sizes are known: median |reported - true| and reported / true
+    median_size_error_m: float | None = None
+    median_size_ratio: float | None = None
     per_type: dict[str, TypeResult] = field(default_factory=dict)
     matches: list[DefectMatch] = field(default_factory=list)
     unmatched_predicted_ids: list = field(default_factory=list)
@@ -81,6 +87,20 @@ def _position(item: Any, what: str, index: int) -> np.ndarray:
     if p.shape != (3,) or not np.all(np.isfinite(p)):
         raise ValueError(f"{what}[{index}] position must be 3 finite numbers, got {pos!r}")
     return p
+
+
+def _largest_size(item: Any) -> float | None:
+    """The largest in-surface size of a defect: ``size_m``/``size`` as a number or a
+    [major, minor, thickness] vector; None when absent or not a positive finite number."""
+    size = _field(item, "size_m", "size")
+    if size is None:
+        return None
+    try:
+        v = np.asarray(size, dtype=float).reshape(-1)[:2]
+    except (TypeError, ValueError):
+        return None
+    value = float(v.max()) if v.size else float("nan")
+    return value if np.isfinite(value) and value > 0 else None
 
 
 def hungarian(cost: np.ndarray) -> list[tuple[int, int]]:
@@ -134,8 +154,9 @@ def match_defects(
 ) -> EvaluationResult:
     """Match predictions (FusedDefect or dicts with id/type/position[_m]) to ground truth.
 
-    Ground-truth items are dicts (or objects) with ``id``, ``type`` and ``position``
-    (``size`` is accepted and unused). A pair counts only when within ``gate_m`` metres.
+    Ground-truth items are dicts (or objects) with ``id``, ``type``, ``position`` and optionally
+    ``size`` (largest extent: blob diameter, crack length), compared with the largest in-surface
+    size of the matched prediction. A pair counts only when within ``gate_m`` metres.
     """
     if not gate_m > 0:
         raise ValueError(f"gate_m must be positive, got {gate_m}")
@@ -145,6 +166,8 @@ def match_defects(
     gt_ids = [_field(g, "id", default=i) for i, g in enumerate(ground_truth)]
     pred_types = [str(_field(p, "type", default="anomaly")) for p in predicted]
     gt_types = [str(_field(g, "type", default="unknown")) for g in ground_truth]
+    pred_sizes = [_largest_size(p) for p in predicted]
+    gt_sizes = [_largest_size(g) for g in ground_truth]
 
     matches: list[DefectMatch] = []
     if pred_pos and gt_pos:
@@ -155,7 +178,7 @@ def match_defects(
         for i, j in hungarian(cost):
             if d[i, j] <= gate_m:
                 matches.append(DefectMatch(pred_ids[i], gt_ids[j], pred_types[i], gt_types[j],
-                                           float(d[i, j])))
+                                           float(d[i, j]), pred_sizes[i], gt_sizes[j]))
     matched_pred = {m.predicted_id for m in matches}
     matched_gt = {m.ground_truth_id for m in matches}
     tp = len(matches)
@@ -166,6 +189,8 @@ def match_defects(
           if recall is not None and precision is not None and recall + precision > 0 else
           (0.0 if recall is not None and precision is not None else None))
     errors = np.array([m.error_m for m in matches])
+    sized = [(m.size_m, m.ground_truth_size_m) for m in matches
+             if m.size_m is not None and m.ground_truth_size_m is not None]
     per_type: dict[str, TypeResult] = {}
     for t in sorted(set(gt_types)):
         n_t = gt_types.count(t)
@@ -181,6 +206,8 @@ def match_defects(
         median_error_m=float(np.median(errors)) if tp else None,
         p95_error_m=float(np.percentile(errors, 95)) if tp else None,
         mean_error_m=float(errors.mean()) if tp else None,
+        median_size_error_m=float(np.median([abs(a - b) for a, b in sized])) if sized else None,
+        median_size_ratio=float(np.median([a / b for a, b in sized])) if sized else None,
         per_type=per_type, matches=matches,
         unmatched_predicted_ids=[i for i in pred_ids if i not in matched_pred],
         missed_ground_truth_ids=[i for i in gt_ids if i not in matched_gt],

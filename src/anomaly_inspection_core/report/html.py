@@ -156,6 +156,8 @@ def _evaluation_html(ev: dict) -> str:
         ("Precision", pct(ev["precision"])),
         ("Median 3D error", "n/a" if ev["median_error_m"] is None else f"{100 * ev['median_error_m']:.1f} cm"),
         ("95th percentile 3D error", "n/a" if ev["p95_error_m"] is None else f"{100 * ev['p95_error_m']:.1f} cm"),
+        ("Median size error", "n/a" if ev.get("median_size_error_m") is None else
+         f"{100 * ev['median_size_error_m']:.1f} cm (reported / true: {ev['median_size_ratio']:.2f})"),
     ]
     body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
     per = "".join(
