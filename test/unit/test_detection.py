@@ -300,3 +300,15 @@ def test_point_spread_predicts_the_half_maximum_width_of_a_planted_stain(fitted)
         assert abs(estimate - diameter) < 0.5 * abs(width - diameter), (diameter, width, estimate)
         estimates.append(estimate)
     assert estimates[1] > estimates[0] + 12
+
+
+def test_deblurred_width_inverts_the_blur_and_halves_what_it_cannot_resolve():
+    from anomaly_inspection_core.detection.blur import deblurred_width, point_spread_from_probe
+
+    assert deblurred_width(50.0, 30.0) == pytest.approx(40.0)  # 30-40-50: quadrature
+    assert deblurred_width(30.0, 30.0) == pytest.approx(15.0)  # unresolved: half what is seen
+    assert deblurred_width(20.0, 0.0) == pytest.approx(20.0)  # no blur known
+    assert deblurred_width(0.5, 30.0) == 1.0  # at least a pixel
+    widths = [deblurred_width(w, 30.0) for w in np.linspace(1.0, 90.0, 200)]
+    assert all(b >= a - 1e-9 for a, b in zip(widths, widths[1:]))  # never shrinks as the region grows
+    assert point_spread_from_probe(50.0, 30.0) == pytest.approx(40.0) and point_spread_from_probe(20.0, 30.0) == 0.0

@@ -22,9 +22,16 @@ import math
 
 
 def deblurred_width(measured: float, spread: float, minimum: float = 1.0) -> float:
-    """The defect's width whose blurred half-maximum width is ``measured`` (at least ``minimum``:
-    a measured width at or below the spread itself is a defect the blur hides)."""
-    return max(math.sqrt(max(float(measured) ** 2 - max(float(spread), 0.0) ** 2, 0.0)), minimum)
+    """The defect's width whose blurred half-maximum width is ``measured``.
+
+    A defect narrower than the spread is not resolved: its measured width is about the spread
+    whatever it is, and the quadrature falls to nothing (a 5 cm missing-coating patch seen
+    from 0.77 m came out as 3 mm in a mission). Then anything between 0 and ``measured`` fits
+    and half of it is returned; the quadrature takes over above 1.15 x the spread, where it
+    exceeds that. At least ``minimum``."""
+    measured = float(measured)
+    width = math.sqrt(max(measured ** 2 - max(float(spread), 0.0) ** 2, 0.0))
+    return max(width, 0.5 * measured, minimum)
 
 
 def point_spread_from_probe(measured: float, side: float) -> float:
