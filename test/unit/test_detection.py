@@ -280,8 +280,7 @@ def test_border_margin_ignores_edge_responses_but_keeps_the_map():
 def test_point_spread_predicts_the_half_maximum_width_of_a_planted_stain(fitted):
     """The map widens a defect by its own blur. The blur measured at fit time with small probes,
     removed from a stain's half-maximum width, brings the width close to the stain's diameter."""
-    from anomaly_inspection_core.detection.blur import deblurred_width
-    from anomaly_inspection_core.geometry.localization import half_maximum_level
+    from anomaly_inspection_core.detection.blur import deblurred_width, half_maximum_level
 
     model = fitted["model"]
     spread = model.point_spread_px

@@ -12,8 +12,8 @@ modelling each defect as a hard-edged box under a Gaussian blur instead, +15 mm:
 response to a defect is itself soft-edged.
 
 The point spread is measured by planting squares of known side in normal images
-(:func:`point_spread_from_probe`); a defect's width is recovered from its region's half-maximum
-width with :func:`deblurred_width`. All widths in pixels.
+(:func:`point_spread_from_probe`); a defect's width is recovered from its region's width above
+its half maximum (:func:`half_maximum_level`) with :func:`deblurred_width`. All widths in pixels.
 """
 
 from __future__ import annotations
@@ -38,3 +38,19 @@ def point_spread_from_probe(measured: float, side: float) -> float:
     """The spread that widens a probe of ``side`` to ``measured`` at half maximum (0 when it was
     not widened)."""
     return math.sqrt(max(float(measured) ** 2 - float(side) ** 2, 0.0))
+
+
+def half_maximum_level(peak: float, normal_level: float | None) -> float:
+    """The map level halfway between a normal pixel and ``peak`` in the detector's raw units.
+
+    The memory-bank model's map is a logistic of its raw patch distance, so halfway in raw
+    distance is halfway in logit space between ``normal_level`` and the peak (a strong peak of
+    0.98 with normal pixels at 0.12: 0.72). Without ``normal_level`` (0 or None) the map is
+    taken as linear from 0: half the peak.
+    """
+    if not normal_level or not 0.0 < normal_level < 1.0:
+        return 0.5 * float(peak)
+    eps = 1e-6
+    p = min(max(float(peak), eps), 1.0 - eps)
+    lp, ln = math.log(p / (1.0 - p)), math.log(normal_level / (1.0 - normal_level))
+    return 1.0 / (1.0 + math.exp(-(ln + 0.5 * (lp - ln))))

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from anomaly_inspection_core.detection.blur import deblurred_width
+from anomaly_inspection_core.detection.blur import deblurred_width, half_maximum_level
 from anomaly_inspection_core.geometry.camera import CameraIntrinsics, Pose, matrix_to_quaternion
 
 logger = logging.getLogger(__name__)
@@ -559,7 +559,8 @@ def localize_regions(
         config: parameters; defaults when None.
         depth_intrinsics: intrinsics of the depth image when known (checked for consistency).
         normal_level: the anomaly map's value at a typical normal pixel, when the map is a
-            logistic of the detector's raw distance (see :func:`half_maximum_level`).
+            logistic of the detector's raw distance
+            (see :func:`~anomaly_inspection_core.detection.blur.half_maximum_level`).
         point_spread_px: the anomaly map's own blur (full width at half maximum of its response
             to a small defect) along the image's x and y, in pixels of ``anomaly_map``; removed
             from each region's half-maximum extent to estimate the defect's size.
@@ -625,22 +626,6 @@ def localize_regions(
     return detections
 
 
-def half_maximum_level(peak: float, normal_level: float | None) -> float:
-    """The map level halfway between a normal pixel and ``peak`` in the detector's raw units.
-
-    The memory-bank model's map is a logistic of its raw patch distance, so halfway in raw
-    distance is halfway in logit space between ``normal_level`` and the peak (a strong peak of
-    0.98 with normal pixels at 0.12: 0.72). Without ``normal_level`` (0 or None) the map is
-    taken as linear from 0: half the peak.
-    """
-    if not normal_level or not 0.0 < normal_level < 1.0:
-        return 0.5 * float(peak)
-    eps = 1e-6
-    p = min(max(float(peak), eps), 1.0 - eps)
-    lp, ln = math.log(p / (1.0 - p)), math.log(normal_level / (1.0 - normal_level))
-    return 1.0 / (1.0 + math.exp(-(ln + 0.5 * (lp - ln))))
-
-
 def _image_rate(intrinsics: CameraIntrinsics, pose: Pose, point: np.ndarray, direction: np.ndarray) -> np.ndarray:
     """Image motion (pixels per metre along u and v) of ``point`` moved along ``direction``."""
     r = pose.rotation
@@ -658,11 +643,11 @@ def _defect_size(tangent: np.ndarray, values: np.ndarray, axes: np.ndarray, cent
 
     A region cut at a low map level spreads a blur's width beyond the defect all round (a
     3-10 cm defect seen from 0.77 m: regions of 11-18 cm). The part of the region above its
-    half maximum (:func:`half_maximum_level`) has the defect's size widened by the map's own
-    blur; that blur (``point_spread_px``, measured by the detector the same way) is removed
-    along each axis, in image pixels (:func:`~anomaly_inspection_core.detection.blur.deblurred_width`).
-    ``tangent``: the region's pixels on the surface plane, in ``axes`` coordinates (metres),
-    with their map ``values``.
+    half maximum has the defect's size widened by the map's own blur; that blur
+    (``point_spread_px``, measured by the detector the same way) is removed along each axis,
+    in image pixels (see :mod:`anomaly_inspection_core.detection.blur`). ``tangent``: the
+    region's pixels on the surface plane, in ``axes`` coordinates (metres), with their map
+    ``values``.
     """
     level = half_maximum_level(float(values.max()), normal_level)
     core = tangent[values >= level]
