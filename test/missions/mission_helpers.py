@@ -34,7 +34,8 @@ def check_report(out: Path, min_recall: float, min_precision: float, max_median_
     jsonschema.validate(report, load_schema())
     assert (out / "report.html").stat().st_size > 10_000
     ev = report["evaluation"]
-    print(json.dumps({k: ev[k] for k in ("recall", "precision", "median_error_m", "p95_error_m")}))
+    print(json.dumps({k: ev.get(k) for k in ("recall", "precision", "median_error_m", "p95_error_m",
+                                             "median_size_ratio", "median_size_error_m")}))
     assert ev["recall"] >= min_recall, ev
     assert ev["precision"] >= min_precision, ev
     assert ev["median_error_m"] is not None and ev["median_error_m"] <= max_median_error_m, ev
