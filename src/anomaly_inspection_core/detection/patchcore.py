@@ -451,13 +451,13 @@ class PatchCoreModel:
         """The anomaly map's own blur: full width at half maximum, in pixels at ``image_size``,
         of its response to a small defect.
 
-        A black-and-white checkerboard square of side ``image_size / 32`` (at least 8) is planted at three
-        places of up to ``max_images`` held-out normal images. Along the row and the column
-        through each square, the run of the (raw, smoothed) map above halfway between the
-        image's median and the square's peak is measured, and the Gaussian blur that widens a
-        box of the square's side to that run is solved for (:mod:`.blur`). The median over the
-        probes is kept. A consumer estimates a defect's size from its region's half-maximum
-        extent by inverting the same model. ``None`` when no probe could be measured.
+        A black-and-white checkerboard square of side ``image_size / 32`` (at least 8 px) is
+        planted at three places of up to ``max_images`` held-out normal images. Along the row
+        and the column through each square, the run of the (raw, smoothed) map above halfway
+        between the image's median and the square's peak is measured, and the square's own side
+        removed in quadrature (:mod:`.blur`). The median over the probes is kept. A consumer
+        estimates a defect's size from its region's half-maximum extent by removing the spread
+        the same way. ``None`` when no probe could be measured.
         """
         size = self.config.image_size
         side = max(8, int(round(size / 32)))
