@@ -454,11 +454,10 @@ def _localize_mask(
     # (map-frame rays of the region's pixels, at unit z-depth: linear in the pixel, so their
     # weighted mean is the ray through the weighted mean pixel)
     rays = intrinsics.backproject(us_in, vs_in, np.ones(len(us_in))) @ pose.rotation.T
+    values = None if amap is None else np.nan_to_num(amap[vs_in, us_in].astype(np.float64), nan=0.0)
     weights = np.ones(len(us_in))
-    if amap is not None:
-        a = np.nan_to_num(amap[vs_in, us_in].astype(np.float64), nan=0.0)
-        if float(a.max() - a.min()) > 1e-9:
-            weights = a - a.min()
+    if values is not None and float(values.max() - values.min()) > 1e-9:
+        weights = values - values.min()
     ray = np.average(rays, axis=0, weights=weights)
     along = float(ray @ normal)
     if abs(along) > 0.1 * float(np.linalg.norm(ray)):
@@ -493,9 +492,9 @@ def _localize_mask(
         float(np.subtract(*np.percentile(local[:, 2], [95, 5]))),
     ])
     size = extent.copy()
-    if amap is not None:
-        size[:2] = _defect_size(local[:, :2], np.nan_to_num(amap[vs_in, us_in], nan=0.0), axes[:, :2],
-                                centroid, intrinsics, pose, normal_level, point_spread_px)
+    if values is not None:
+        size[:2] = _defect_size(local[:, :2], values, axes[:, :2], centroid, intrinsics, pose,
+                                normal_level, point_spread_px)
 
     # On a curved surface the mean of the patch lies below it (sagitta): lift the centroid
     # onto the surface using the points near the patch centre.
@@ -626,14 +625,12 @@ def localize_regions(
     return detections
 
 
-def _image_rate(intrinsics: CameraIntrinsics, pose: Pose, point: np.ndarray, direction: np.ndarray) -> np.ndarray:
+def _image_rate(intrinsics: CameraIntrinsics, pose: Pose, point: np.ndarray, direction: np.ndarray,
+                step_m: float = 1e-3) -> np.ndarray:
     """Image motion (pixels per metre along u and v) of ``point`` moved along ``direction``."""
-    r = pose.rotation
-    p = r.T @ (np.asarray(point, dtype=np.float64) - pose.position)
-    d = r.T @ np.asarray(direction, dtype=np.float64)
-    z = max(float(p[2]), 1e-6)
-    return np.array([intrinsics.fx * (d[0] * z - p[0] * d[2]) / z ** 2,
-                     intrinsics.fy * (d[1] * z - p[1] * d[2]) / z ** 2])
+    ends = np.array([point, np.asarray(point, dtype=np.float64) + step_m * np.asarray(direction, dtype=np.float64)])
+    uv, _ = intrinsics.project(pose.inverse().transform_points(ends))
+    return (uv[1] - uv[0]) / step_m
 
 
 def _defect_size(tangent: np.ndarray, values: np.ndarray, axes: np.ndarray, centroid: np.ndarray,
