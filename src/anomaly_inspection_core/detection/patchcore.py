@@ -464,24 +464,27 @@ class PatchCoreModel:
         cell = side // 4
         yy, xx = np.mgrid[0:side, 0:side]
         checker = ((((yy // cell) + (xx // cell)) % 2) * 255).astype(np.uint8)[..., None]
-        widths = []
+        probes, centres = [], []
         for image in images[:max_images]:
             base = cv2.resize(to_rgb_uint8(image), (size, size), interpolation=cv2.INTER_AREA)
             for fx, fy in ((0.35, 0.4), (0.5, 0.6), (0.65, 0.45)):
                 cx, cy = int(fx * size), int(fy * size)
-                x0, y0 = cx - side // 2, cy - side // 2
                 probe = base.copy()
-                probe[y0:y0 + side, x0:x0 + side] = checker
-                _, patch_map = self._raw_scores(self.embed(self.preprocess([probe]))[0])
-                raw = self._smooth_map(patch_map)
-                normal = float(np.median(raw))
-                peak = float(raw[y0:y0 + side, x0:x0 + side].max())
-                if peak <= normal:
-                    continue
-                above = raw >= normal + 0.5 * (peak - normal)
-                for run in (_run_length_at(above[cy], cx), _run_length_at(above[:, cx], cy)):
-                    if run > 0:
-                        widths.append(point_spread_from_probe(run, side))
+                probe[cy - side // 2:cy - side // 2 + side, cx - side // 2:cx - side // 2 + side] = checker
+                probes.append(probe)
+                centres.append((cx, cy))
+        widths = []
+        for feat, (cx, cy) in zip(self._embed_all(probes, False, "point spread"), centres):
+            raw = self._smooth_map(self._raw_scores(feat)[1])
+            x0, y0 = cx - side // 2, cy - side // 2
+            normal = float(np.median(raw))
+            peak = float(raw[y0:y0 + side, x0:x0 + side].max())
+            if peak <= normal:
+                continue
+            above = raw >= normal + 0.5 * (peak - normal)
+            for run in (_run_length_at(above[cy], cx), _run_length_at(above[:, cx], cy)):
+                if run > 0:
+                    widths.append(point_spread_from_probe(run, side))
         if not widths:
             logger.warning("could not measure the anomaly map's point spread (no probe stood out)")
             return None
