@@ -422,12 +422,11 @@ class MapperNode(Node):
             except conv.ConversionError:
                 rgb = None
         try:
-            spread = (msg.point_spread_x_px, msg.point_spread_y_px)
             dets = localize_regions(regions, depth, intr, pose, t, rgb=rgb, anomaly_map=amap, config=self.loc_cfg,
                                     depth_intrinsics=intr.scaled(depth.shape[1], depth.shape[0])
                                     if depth.shape != (intr.height, intr.width) else None,
-                                    normal_level=msg.normal_level or None,
-                                    point_spread_px=spread if min(spread) > 0 else None)
+                                    normal_level=msg.normal_level,  # 0 = unknown, as localize_regions reads it
+                                    point_spread_px=(msg.point_spread_x_px, msg.point_spread_y_px))
         except ValueError as exc:
             self.warner.warn("localize", f"cannot localise frame at t={t:.3f}: {exc}")
             return []

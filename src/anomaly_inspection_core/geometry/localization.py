@@ -562,7 +562,8 @@ def localize_regions(
             (see :func:`~anomaly_inspection_core.detection.blur.half_maximum_level`).
         point_spread_px: the anomaly map's own blur (full width at half maximum of its response
             to a small defect) along the image's x and y, in pixels of ``anomaly_map``; removed
-            from each region's half-maximum extent to estimate the defect's size.
+            from each region's half-maximum extent to estimate the defect's size. Unknown (not
+            removed) when None or not positive and finite; ``normal_level`` likewise when 0.
 
     Returns:
         One :class:`Detection3D` per region (or per part of a split region) with enough valid
