@@ -22,6 +22,7 @@ from geometry_msgs.msg import Point, Pose as PoseMsg, PoseStamped, Quaternion, V
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
+from anomaly_inspection_core.control.cylinder_fit import CylinderEstimate
 from anomaly_inspection_core.geometry.camera import CameraIntrinsics, Pose
 
 
@@ -220,6 +221,26 @@ def pose_msg_to_pose(msg: PoseMsg) -> Pose:
     if abs(n - 1.0) > 1e-2:
         raise ConversionError(f"pose orientation is not a unit quaternion (norm {n:.3f})")
     return Pose(np.array(p), np.array(q) / n)
+
+
+def tracker_status_cylinder(msg) -> Optional[CylinderEstimate]:
+    """The pipe a PipelineTrackerStatus estimates, in the camera optical frame of its depth image;
+    None when it holds none (radius 0: not tracking). ConversionError for non-finite values, a
+    direction that is not a unit vector or a negative radius."""
+    p = [msg.axis_point.x, msg.axis_point.y, msg.axis_point.z]
+    d = [msg.axis_direction.x, msg.axis_direction.y, msg.axis_direction.z]
+    r = float(msg.radius)
+    if not all(math.isfinite(v) for v in p + d + [r]):
+        raise ConversionError("tracker status has a non-finite pipe axis or radius")
+    if r < 0:
+        raise ConversionError(f"tracker status has a negative pipe radius {r:.3f}")
+    if r == 0:
+        return None
+    n = math.sqrt(sum(v * v for v in d))
+    if abs(n - 1.0) > 1e-2:
+        raise ConversionError(f"tracker status axis direction is not a unit vector (norm {n:.3f})")
+    return CylinderEstimate(point=np.array(p), direction=np.array(d) / n, radius=r, inlier_ratio=float("nan"),
+                            num_inliers=0, extent=(0.0, 0.0), rms_m=float("nan"))
 
 
 def pose_stamped_to_pose(msg: PoseStamped, frame_id: str) -> tuple[float, Pose]:

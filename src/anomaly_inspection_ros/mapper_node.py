@@ -105,6 +105,10 @@ class MapperNodeConfig:
         "help": "only defects inside this box are mapped: '' = anywhere; 'part' = the scenario's workcell part "
                 "(its fixtured pose, grown by inspection_box_margin_m); or JSON [[xmin, ymin, zmin], [xmax, ymax, zmax]]"})
     inspection_box_margin_m: float = 0.01
+    on_pipe_tolerance_m: float = field(default=0.0, metadata={
+        "help": "with inspection_gate_topic: a region localised farther than this from the surface of the pipe "
+                "the tracker estimated in that frame (its axis and radius, from depth) is not mapped: a support, "
+                "the ground or another piece behind, not the pipe inspected; 0 = off"})
     inspection_gate_tolerance_s: float = field(default=0.5, metadata={
         "help": "largest stamp difference between a frame and the gating status used for it"})
 
@@ -166,6 +170,7 @@ class MapperNode(Node):
         self.published_ids: set[int] = set()
         self.frames_localized = 0
         self.frames_gated = 0
+        self.regions_off_pipe = 0
         self.gate_buf = _StampBuffer(4 * n)
         # valid messages per input since the last reset: a silent input means a broken graph
         self.received: collections.Counter = collections.Counter()
@@ -323,9 +328,17 @@ class MapperNode(Node):
 
     def _on_gate(self, msg) -> None:
         t = self._stamp(msg.header, "inspection gate status")
-        if t is not None:
-            self.gate_buf.add(t, bool(msg.inspecting))
-            self.received[self.cfg.inspection_gate_topic] += 1
+        if t is None:
+            return
+        pipe = None
+        if self.cfg.on_pipe_tolerance_m > 0:
+            try:
+                pipe = conv.tracker_status_cylinder(msg)
+            except conv.ConversionError as exc:
+                self.warner.warn("gate_pipe", f"dropping inspection gate status: {exc}")
+                return
+        self.gate_buf.add(t, (bool(msg.inspecting), t, pipe))
+        self.received[self.cfg.inspection_gate_topic] += 1
 
     def _on_result(self, msg: AnomalyResult) -> None:
         t = self._stamp(msg.header, "anomaly result")
@@ -356,7 +369,7 @@ class MapperNode(Node):
             pose = (self._pose_from_tf(msg.header.frame_id, msg.header.stamp) if self.tf_buffer is not None
                     else self.pose_buf.nearest(t, tol))
             gate = (self.gate_buf.nearest(t, self.cfg.inspection_gate_tolerance_s)
-                    if self.cfg.inspection_gate_topic else True)
+                    if self.cfg.inspection_gate_topic else (True, t, None))
             if (msg.regions and amap is None) or depth is None or intr is None or pose is None or gate is None:
                 if time.monotonic() - arrived < self.cfg.pairing_timeout_s:
                     keep.append((t, msg, arrived))
@@ -367,10 +380,14 @@ class MapperNode(Node):
                         ("pose", pose, tol), (self.cfg.inspection_gate_topic, gate, gate_tol)) if v is None]
                     self.warner.warn("unpaired", f"dropping result at t={t:.3f}: no {', '.join(missing)}")
                 continue
-            if not gate or self._turning(t, pose):
+            inspecting, gate_t, pipe = gate
+            if not inspecting or self._turning(t, pose):
                 self.frames_gated += 1
                 continue
-            dets = self._localize(t, msg, amap, depth, intr, pose) if msg.regions else []
+            if pipe is not None:  # the tracker's pipe, from its depth frame's camera into the map
+                pipe_pose = pose if abs(gate_t - t) <= tol else self.pose_buf.nearest(gate_t, tol)
+                pipe = pipe.transformed(pipe_pose) if pipe_pose is not None else None
+            dets = self._localize(t, msg, amap, depth, intr, pose, pipe) if msg.regions else []
             border_px = int(self.cfg.visibility_border * min(intr.width, intr.height))
             if self.gt_views is not None:
                 self.gt_views.observe(pose, intr, depth, [d.position for d in dets], border_px=border_px,
@@ -393,8 +410,9 @@ class MapperNode(Node):
         return rotation_angle_deg(pose.rotation, earlier.rotation) / window > self.cfg.max_rotation_rate_dps
 
     def _localize(self, t: float, msg: AnomalyResult, amap: np.ndarray, depth: np.ndarray,
-                  intr: CameraIntrinsics, pose: Pose) -> list:
-        """Localise and fuse one frame's regions; returns its 3D detections."""
+                  intr: CameraIntrinsics, pose: Pose, pipe=None) -> list:
+        """Localise and fuse one frame's regions; returns its 3D detections. With ``pipe`` (the
+        tracker's cylinder in the map frame), detections off its surface are not fused."""
         t0 = time.perf_counter()
         if amap.shape != (intr.height, intr.width):
             self.warner.warn("map_size", f"dropping result: anomaly map {amap.shape[::-1]} does not match "
@@ -430,6 +448,10 @@ class MapperNode(Node):
         except ValueError as exc:
             self.warner.warn("localize", f"cannot localise frame at t={t:.3f}: {exc}")
             return []
+        if pipe is not None and dets:
+            on_pipe = pipe.surface_offset(np.array([d.position for d in dets])) <= self.cfg.on_pipe_tolerance_m
+            self.regions_off_pipe += int(np.count_nonzero(~on_pipe))
+            dets = [d for d, keep in zip(dets, on_pipe) if keep]
         self.fuser.update(dets)
         self.frames_localized += 1
         self.latency_ms.append((time.perf_counter() - t0) * 1e3)
@@ -504,6 +526,7 @@ class MapperNode(Node):
         self.pending.clear()
         self.gate_buf.clear()
         self.frames_gated = 0
+        self.regions_off_pipe = 0
         if self.gt_views is not None:
             self.gt_views.reset()
         self.received.clear()
@@ -525,7 +548,7 @@ class MapperNode(Node):
             asset = asset_from_scenario(load_scenario(self.cfg.scenario))
         lat = np.asarray(self.latency_ms) if self.latency_ms else np.zeros(1)
         mission = {"name": self.cfg.mission_name or "inspection", "frames_localized": self.frames_localized,
-                   "frames_outside_inspection": self.frames_gated,
+                   "frames_outside_inspection": self.frames_gated, "regions_off_pipe": self.regions_off_pipe,
                    "mapper_latency_ms_p50": float(np.median(lat)), "mapper_latency_ms_p95": float(np.percentile(lat, 95)),
                    "tracks": len(self.fuser.all()), "inputs_received": dict(self.received),
                    "tracks_too_large": sum(1 for t in self.fuser.all() if self.fuser.too_large(t))}

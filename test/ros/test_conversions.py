@@ -115,6 +115,27 @@ def test_pose_round_trip_and_bad_quaternion():
         conv.pose_msg_to_pose(msg)
 
 
+def test_tracker_status_cylinder_and_its_validation():
+    from anomaly_inspection.msg import PipelineTrackerStatus
+
+    msg = PipelineTrackerStatus(radius=0.15)
+    msg.axis_point, msg.axis_direction = conv.point([0.0, 0.1, 1.0]), conv.vector3([0.0, 0.0, 2.0 ** -0.5 * 2.0])
+    with pytest.raises(conv.ConversionError, match="unit vector"):
+        conv.tracker_status_cylinder(msg)
+    msg.axis_direction = conv.vector3([0.6, 0.8, 0.0])
+    est = conv.tracker_status_cylinder(msg)
+    np.testing.assert_allclose(est.point, [0.0, 0.1, 1.0])
+    assert est.radius == pytest.approx(0.15)
+    msg.radius = 0.0
+    assert conv.tracker_status_cylinder(msg) is None  # not tracking: no pipe
+    msg.radius = -0.1
+    with pytest.raises(conv.ConversionError, match="negative"):
+        conv.tracker_status_cylinder(msg)
+    msg.radius, msg.axis_point.y = 0.15, float("inf")
+    with pytest.raises(conv.ConversionError, match="non-finite"):
+        conv.tracker_status_cylinder(msg)
+
+
 def test_stamps():
     t = 12.345678901
     assert conv.stamp_to_sec(conv.sec_to_stamp(t)) == pytest.approx(t, abs=1e-9)

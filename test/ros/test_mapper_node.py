@@ -47,14 +47,19 @@ class Feeder:
         self.node.create_subscription(String, "mapper/status", lambda m: self.statuses.append(json.loads(m.data)),
                                       latched_qos(20))
 
-    def frame(self, t: float, cam_x: float, inspecting: bool = True) -> None:
+    def frame(self, t: float, cam_x: float, inspecting: bool = True, pipe=None) -> None:
+        """``pipe``: (axis point, axis direction, radius) the tracker status reports, camera frame."""
         header = Header(stamp=conv.sec_to_stamp(t), frame_id="camera")
         u = int(round(INTR.cx + INTR.fx * (DEFECT[0] - cam_x) / DEFECT[2]))
         v = int(round(INTR.cy))
         amap = np.zeros((INTR.height, INTR.width), np.float32)
         amap[v - 5:v + 5, u - 5:u + 5] = 1.0
         if self.gate is not None:
-            self.gate.publish(PipelineTrackerStatus(header=header, inspecting=inspecting))
+            status = PipelineTrackerStatus(header=header, inspecting=inspecting)
+            if pipe is not None:
+                status.axis_point, status.axis_direction = conv.point(pipe[0]), conv.vector3(pipe[1])
+                status.radius = float(pipe[2])
+            self.gate.publish(status)
         self.depth.publish(conv.metres_to_depth_image(np.ones((INTR.height, INTR.width), np.float32), header))
         self.info.publish(conv.intrinsics_to_camera_info(INTR, header))
         pose = Pose(np.array([cam_x, 0.0, 0.0]), np.array([0.0, 0.0, 0.0, 1.0]))
@@ -155,6 +160,35 @@ def test_mapper_localises_only_frames_its_gate_marks_as_inspecting(ros_context, 
             spin_until(ex, lambda i=i: mapper.frames_localized + mapper.frames_gated > i, 5.0)
         assert (mapper.frames_localized, mapper.frames_gated) == (3, 1)
         assert spin_until(ex, lambda: feeder.last_status().get("silent_inputs") == [], 5.0)
+    finally:
+        ex.shutdown()
+        mapper.destroy_node()
+        feeder.node.destroy_node()
+
+
+def test_mapper_maps_only_regions_on_the_pipe_the_tracker_estimates(ros_context, tmp_path):
+    mapper = _mapper(ros_context, tmp_path, inspection_gate_topic="tracker/status", on_pipe_tolerance_m=0.03)
+    feeder = Feeder(ros_context, gate=True)
+    ex = SingleThreadedExecutor(context=ros_context)
+    for n in (mapper, feeder.node):
+        ex.add_node(n)
+    try:
+        assert spin_until(ex, lambda: "tracker/status" in (feeder.last_status().get("silent_inputs") or []), 5.0)
+        # a status whose pipe axis is NaN is dropped (its frame would wait for a valid one)
+        bad = PipelineTrackerStatus(header=Header(stamp=conv.sec_to_stamp(99.0), frame_id="camera"), inspecting=True,
+                                    radius=0.2)
+        bad.axis_point.x = float("nan")
+        feeder.gate.publish(bad)
+        # a vertical pipe of radius 0.2 whose front is the marked point (0.1, 0, 1) in the map: on it in
+        # three frames; in two more the tracker's pipe lies 0.1 m deeper (a support, the ground behind)
+        for i, (cam_x, deeper) in enumerate(((0.0, 0.0), (0.05, 0.1), (0.1, 0.0), (0.1, 0.1), (0.0, 0.0))):
+            pipe = (np.array([DEFECT[0] - cam_x, 0.0, DEFECT[2] + 0.2 + deeper]), np.array([0.0, 1.0, 0.0]), 0.2)
+            feeder.frame(100.0 + 0.1 * i, cam_x, pipe=pipe)
+            spin_until(ex, lambda i=i: mapper.frames_localized + mapper.frames_gated > i, 5.0)
+        assert mapper.frames_localized == 5 and mapper.regions_off_pipe == 2
+        (track,) = mapper.fuser.all()
+        assert track.views == 3 and np.linalg.norm(track.position - DEFECT) < 0.01
+        assert mapper.received["tracker/status"] == 5  # the NaN one not counted
     finally:
         ex.shutdown()
         mapper.destroy_node()

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from anomaly_inspection_core.control.cylinder_fit import CylinderFitConfig, depth_to_oriented_points
+from anomaly_inspection_core.control.cylinder_fit import CylinderEstimate, CylinderFitConfig, depth_to_oriented_points
 from anomaly_inspection_core.control.pipe_tracker import (
     PipeTracker,
     PipeTrackerConfig,
@@ -49,6 +49,14 @@ def test_fit_cylinder_on_a_noisy_cloud_with_a_plane() -> None:
     assert abs(np.dot(est.direction, axis / np.linalg.norm(axis))) > math.cos(math.radians(3))
     assert est.distance_to_axis(center) < 0.02
     assert 0.3 < est.inlier_ratio < 0.7
+
+
+def test_surface_offset_is_the_distance_from_the_cylinder_wall() -> None:
+    est = CylinderEstimate(point=np.array([0.0, 0.0, 1.0]), direction=np.array([1.0, 0.0, 0.0]), radius=0.2,
+                           inlier_ratio=1.0, num_inliers=0, extent=(-1.0, 1.0), rms_m=0.0)
+    pts = np.array([[5.0, 0.0, 0.8], [0.0, 0.3, 1.0], [0.0, 0.0, 1.0], [-3.0, 0.0, 0.55]])
+    np.testing.assert_allclose(est.surface_offset(pts), [0.0, 0.1, 0.2, 0.25], atol=1e-12)
+    assert est.surface_offset(pts[0]).shape == (1,)
 
 
 def test_fit_cylinder_returns_none_without_a_cylinder() -> None:

@@ -114,6 +114,13 @@ class CylinderEstimate:
         v = np.asarray(p, float) - self.point
         return float(np.linalg.norm(v - np.dot(v, self.direction) * self.direction))
 
+    def surface_offset(self, points: np.ndarray) -> np.ndarray:
+        """Distance (metres) of each point (N, 3) from the cylinder's surface (the infinite one):
+        ``|distance to the axis - radius|``."""
+        v = np.atleast_2d(np.asarray(points, float)) - self.point
+        radial = v - np.outer(v @ self.direction, self.direction)
+        return np.abs(np.linalg.norm(radial, axis=1) - self.radius)
+
 
 @dataclass
 class OrientedPoints:
