@@ -148,6 +148,9 @@ class MapperNode(Node):
         super().__init__("mapper", **kwargs)
         self.cfg = declare_config(self, MapperNodeConfig)
         self.warner = ThrottledWarner(self)
+        if self.cfg.on_pipe_tolerance_m > 0 and not self.cfg.inspection_gate_topic:
+            raise ValueError("parameter on_pipe_tolerance_m needs inspection_gate_topic (the tracker's status, "
+                             "which carries the pipe it estimates)")
         # regions reaching the detector's border band are cut by it: truncated views
         self.loc_cfg = LocalizationConfig(max_depth_m=self.cfg.max_depth_m, border_margin=self.cfg.visibility_border,
                                           silhouette_band_px=self.cfg.silhouette_band_px)

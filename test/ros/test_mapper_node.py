@@ -167,6 +167,8 @@ def test_mapper_localises_only_frames_its_gate_marks_as_inspecting(ros_context, 
 
 
 def test_mapper_maps_only_regions_on_the_pipe_the_tracker_estimates(ros_context, tmp_path):
+    with pytest.raises(ValueError, match="inspection_gate_topic"):
+        _mapper(ros_context, tmp_path, on_pipe_tolerance_m=0.03)  # no tracker status: no pipe to test against
     mapper = _mapper(ros_context, tmp_path, inspection_gate_topic="tracker/status", on_pipe_tolerance_m=0.03)
     feeder = Feeder(ros_context, gate=True)
     ex = SingleThreadedExecutor(context=ros_context)
