@@ -5,6 +5,7 @@ ROS optical frame); one anomalous 10x10 px region marks a point at (0.1, 0, 1) m
 sees it from three positions, so the mapper must fuse three views into one defect there.
 """
 
+import contextlib
 import json
 import math
 
@@ -82,13 +83,24 @@ def _mapper(ctx, tmp_path, **params):
     return MapperNode(context=ctx, namespace="t", parameter_overrides=overrides)
 
 
-def test_mapper_fuses_views_drops_bad_input_and_reports_silent_inputs(ros_context, tmp_path):
-    mapper = _mapper(ros_context, tmp_path)
-    feeder = Feeder(ros_context)
-    ex = SingleThreadedExecutor(context=ros_context)
+@contextlib.contextmanager
+def _graph(ctx, tmp_path, gate: bool = False, **params):
+    """A mapper and a feeder on one executor; torn down however the test ends."""
+    mapper = _mapper(ctx, tmp_path, **params)
+    feeder = Feeder(ctx, gate=gate)
+    ex = SingleThreadedExecutor(context=ctx)
     for n in (mapper, feeder.node):
         ex.add_node(n)
     try:
+        yield mapper, feeder, ex
+    finally:
+        ex.shutdown()
+        mapper.destroy_node()
+        feeder.node.destroy_node()
+
+
+def test_mapper_fuses_views_drops_bad_input_and_reports_silent_inputs(ros_context, tmp_path):
+    with _graph(ros_context, tmp_path) as (mapper, feeder, ex):
         # before any input the mapper says which of its required inputs are silent
         assert spin_until(ex, lambda: feeder.last_status().get("silent_inputs") is not None, 5.0)
         assert sorted(feeder.last_status()["silent_inputs"]) == sorted(REQUIRED)
@@ -141,40 +153,23 @@ def test_mapper_fuses_views_drops_bad_input_and_reports_silent_inputs(ros_contex
         assert ev["ground_truth_views"] == [{"id": 1, "frames_in_view": 3, "frames_flagged": 3},
                                             {"id": 2, "frames_in_view": 3, "frames_flagged": 0}]
         assert ev["missed"][0]["reason"] == "not_flagged", ev["missed"]
-    finally:
-        ex.shutdown()
-        mapper.destroy_node()
-        feeder.node.destroy_node()
 
 
 def test_mapper_localises_only_frames_its_gate_marks_as_inspecting(ros_context, tmp_path):
-    mapper = _mapper(ros_context, tmp_path, inspection_gate_topic="tracker/status")
-    feeder = Feeder(ros_context, gate=True)
-    ex = SingleThreadedExecutor(context=ros_context)
-    for n in (mapper, feeder.node):
-        ex.add_node(n)
-    try:
+    with _graph(ros_context, tmp_path, gate=True, inspection_gate_topic="tracker/status") as (mapper, feeder, ex):
         assert spin_until(ex, lambda: "tracker/status" in (feeder.last_status().get("silent_inputs") or []), 5.0)
         for i, cam_x in enumerate((0.0, 0.05, 0.1, 0.1)):
             feeder.frame(100.0 + 0.1 * i, cam_x, inspecting=(i != 1))
             spin_until(ex, lambda i=i: mapper.frames_localized + mapper.frames_gated > i, 5.0)
         assert (mapper.frames_localized, mapper.frames_gated) == (3, 1)
         assert spin_until(ex, lambda: feeder.last_status().get("silent_inputs") == [], 5.0)
-    finally:
-        ex.shutdown()
-        mapper.destroy_node()
-        feeder.node.destroy_node()
 
 
 def test_mapper_maps_only_regions_on_the_pipe_the_tracker_estimates(ros_context, tmp_path):
     with pytest.raises(ValueError, match="inspection_gate_topic"):
         _mapper(ros_context, tmp_path, on_pipe_tolerance_m=0.03)  # no tracker status: no pipe to test against
-    mapper = _mapper(ros_context, tmp_path, inspection_gate_topic="tracker/status", on_pipe_tolerance_m=0.03)
-    feeder = Feeder(ros_context, gate=True)
-    ex = SingleThreadedExecutor(context=ros_context)
-    for n in (mapper, feeder.node):
-        ex.add_node(n)
-    try:
+    graph = _graph(ros_context, tmp_path, gate=True, inspection_gate_topic="tracker/status", on_pipe_tolerance_m=0.03)
+    with graph as (mapper, feeder, ex):
         assert spin_until(ex, lambda: "tracker/status" in (feeder.last_status().get("silent_inputs") or []), 5.0)
         # a status whose pipe axis is NaN is dropped (its frame would wait for a valid one)
         bad = PipelineTrackerStatus(header=Header(stamp=conv.sec_to_stamp(99.0), frame_id="camera"), inspecting=True,
@@ -191,19 +186,10 @@ def test_mapper_maps_only_regions_on_the_pipe_the_tracker_estimates(ros_context,
         (track,) = mapper.fuser.all()
         assert track.views == 3 and np.linalg.norm(track.position - DEFECT) < 0.01
         assert mapper.received["tracker/status"] == 5  # the NaN one not counted
-    finally:
-        ex.shutdown()
-        mapper.destroy_node()
-        feeder.node.destroy_node()
 
 
 def test_mapper_ignores_frames_taken_while_the_camera_turns(ros_context, tmp_path):
-    mapper = _mapper(ros_context, tmp_path, max_rotation_rate_dps=15.0)
-    feeder = Feeder(ros_context)
-    ex = SingleThreadedExecutor(context=ros_context)
-    for n in (mapper, feeder.node):
-        ex.add_node(n)
-    try:
+    with _graph(ros_context, tmp_path, max_rotation_rate_dps=15.0) as (mapper, feeder, ex):
         # 0.3 s before the first frame the camera looked 30 deg away: 100 deg/s, a turn
         turned = Pose(np.zeros(3), np.array([0.0, math.sin(math.radians(15.0)), 0.0, math.cos(math.radians(15.0))]))
         feeder.pose.publish(conv.pose_to_pose_stamped(turned, Header(stamp=conv.sec_to_stamp(99.7), frame_id="map")))
@@ -211,7 +197,3 @@ def test_mapper_ignores_frames_taken_while_the_camera_turns(ros_context, tmp_pat
             feeder.frame(t, cam_x)
             spin_until(ex, lambda i=i: mapper.frames_localized + mapper.frames_gated > i, 5.0)
         assert (mapper.frames_gated, mapper.frames_localized) == (1, 3)
-    finally:
-        ex.shutdown()
-        mapper.destroy_node()
-        feeder.node.destroy_node()
