@@ -4,10 +4,12 @@ Usage: python dds_peer.py INDEX COUNT TIMEOUT_S
 Publishes its index on the latched topic /peers/p<INDEX>, subscribes to every other peer's topic,
 prints one JSON line {"index", "missing", "seconds"} once it heard all (or at the timeout), and
 stays up LINGER_S longer so that slower peers can still hear it. Exit status 0 when nothing is
-missing.
+missing. SIGUSR1 prints every thread's Python stack (the test sends it to a peer that does not exit).
 """
 
+import faulthandler
 import json
+import signal
 import sys
 import time
 
@@ -21,6 +23,7 @@ LINGER_S = 5.0
 
 def main() -> int:
     index, count, timeout_s = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     apply_dds_environment()
     rclpy.init()
     node = rclpy.create_node(f"peer{index}")
@@ -45,8 +48,10 @@ def main() -> int:
         missing = [j for j in range(count) if j != index and j not in heard]
         print(json.dumps({"index": index, "missing": missing, "seconds": round(time.monotonic() - t0, 2)}),
               flush=True)
+    print("# shutting down", flush=True)  # where a peer stops, should it hang on the way out
     node.destroy_node()
     rclpy.shutdown()
+    print("# shut down", flush=True)
     return status
 
 
