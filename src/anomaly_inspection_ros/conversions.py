@@ -12,6 +12,7 @@ warning and keep running.
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from typing import Optional
@@ -241,6 +242,35 @@ def tracker_status_cylinder(msg) -> Optional[CylinderEstimate]:
         raise ConversionError(f"tracker status axis direction is not a unit vector (norm {n:.3f})")
     return CylinderEstimate(point=np.array(p), direction=np.array(d) / n, radius=r, inlier_ratio=float("nan"),
                             num_inliers=0, extent=(0.0, 0.0), rms_m=float("nan"))
+
+
+MAX_STATUS_TEXT = 500
+
+
+def json_status_facts(text: str, max_keys: int = 40) -> dict:
+    """A status message's JSON object of scalars (``mission/status``), validated.
+
+    Raises ConversionError unless it is a JSON object of at most ``max_keys`` entries whose
+    values are strings (cut to MAX_STATUS_TEXT characters), booleans, null or finite numbers.
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConversionError(f"status is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConversionError(f"status is a JSON {type(data).__name__}, not an object")
+    if len(data) > max_keys:
+        raise ConversionError(f"status has {len(data)} entries, more than {max_keys}")
+    facts = {}
+    for key, value in data.items():
+        if isinstance(value, str):
+            value = value[:MAX_STATUS_TEXT]
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConversionError(f"status entry '{key}' is not finite")
+        elif value is not None and not isinstance(value, (bool, int, float)):
+            raise ConversionError(f"status entry '{key}' is a {type(value).__name__}, not a scalar")
+        facts[str(key)[:64]] = value
+    return facts
 
 
 def pose_stamped_to_pose(msg: PoseStamped, frame_id: str) -> tuple[float, Pose]:

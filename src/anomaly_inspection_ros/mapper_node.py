@@ -177,6 +177,7 @@ class MapperNode(Node):
         self.gate_buf = _StampBuffer(4 * n)
         # valid messages per input since the last reset: a silent input means a broken graph
         self.received: collections.Counter = collections.Counter()
+        self.mission_status: dict = {}
         self.latency_ms: list[float] = []
         self.tf_buffer = self._make_tf_buffer() if self.cfg.use_tf else None
 
@@ -188,6 +189,8 @@ class MapperNode(Node):
         self.create_subscription(Image, "camera/image_raw", self._on_rgb, img_qos)
         self.create_subscription(PoseStamped, "camera/pose", self._on_pose, 50)
         self.create_subscription(DefectArray, "ground_truth/defects", self._on_ground_truth, latched_qos())
+        # how the mission ended (mission node): folded into the report's mission section
+        self.create_subscription(String, "mission/status", self._on_mission_status, latched_qos())
         if self.cfg.inspection_gate_topic:
             from anomaly_inspection.msg import PipelineTrackerStatus
 
@@ -314,6 +317,12 @@ class MapperNode(Node):
         self.received["camera/pose"] += 1
         if not self.path or np.linalg.norm(self.path[-1] - pose.position) > 0.02:
             self.path.append(pose.position.copy())
+
+    def _on_mission_status(self, msg: String) -> None:
+        try:
+            self.mission_status = conv.json_status_facts(msg.data)
+        except conv.ConversionError as exc:
+            self.warner.warn("mission_status", f"dropping mission status: {exc}")
 
     def _on_ground_truth(self, msg: DefectArray) -> None:
         gt = []
@@ -550,7 +559,8 @@ class MapperNode(Node):
 
             asset = asset_from_scenario(load_scenario(self.cfg.scenario))
         lat = np.asarray(self.latency_ms) if self.latency_ms else np.zeros(1)
-        mission = {"name": self.cfg.mission_name or "inspection", "frames_localized": self.frames_localized,
+        mission = {"name": self.cfg.mission_name or "inspection", **self.mission_status,
+                   "frames_localized": self.frames_localized,
                    "frames_outside_inspection": self.frames_gated, "regions_off_pipe": self.regions_off_pipe,
                    "mapper_latency_ms_p50": float(np.median(lat)), "mapper_latency_ms_p95": float(np.percentile(lat, 95)),
                    "tracks": len(self.fuser.all()), "inputs_received": dict(self.received),

@@ -8,6 +8,10 @@ Sequence: ``sim/load_clean`` -> ``detector/teach`` true -> ``<driver>/start`` ->
 done -> ``detector/teach`` false -> wait for the model -> ``sim/load_inspection`` ->
 ``mapper/reset`` -> ``<driver>/start`` -> wait for done -> ``report/write``.
 
+It publishes ``mission/status`` (std_msgs/String JSON, latched: phase, outcome, the driver's
+final state, distance and, for the manipulator, coverage); the mapper folds the latest one
+into the report's ``mission`` section, so a report says how its mission ended.
+
 The driver is the robot's motion node: ``tracker`` (UAV pipeline tracker, status
 anomaly_inspection/PipelineTrackerStatus), ``capture`` (manipulator view capture) or ``patrol``
 (AGV waypoint patrol); the last two publish ``<driver>/status`` as std_msgs/String JSON with
@@ -114,6 +118,7 @@ class MissionNode(Node):
         self.create_subscription(String, "sim/status", lambda m: self._on_json(m, "sim_status"), latched_qos())
         self.create_subscription(String, "mapper/status", lambda m: self._on_json(m, "mapper_status"),
                                  latched_qos())
+        self.pub_status = self.create_publisher(String, "mission/status", latched_qos())
         self.clients_ = {
             name: self.create_client(srv, name) for name, srv in (
                 ("sim/load_clean", Trigger), ("sim/pause", SetBool), ("sim/load_inspection", Trigger), ("detector/teach", SetBool),
@@ -133,6 +138,28 @@ class MissionNode(Node):
             setattr(self, attr, json.loads(msg.data))
         except json.JSONDecodeError:
             self.get_logger().warning(f"ignoring malformed {attr} message")
+
+    # ------------------------------------------------------------------ outputs
+    DRIVER_FACTS = ("coverage", "planned_coverage", "views_total", "views_done", "views_skipped")
+
+    def status_dict(self, phase: str, outcome: str = "running", message: str = "") -> dict:
+        """The ``mission/status`` payload: flat JSON scalars (the report's mission section takes them)."""
+        state, driver_message, _ = self._driver_state()
+        distance = self._driver_distance()
+        payload = {"robot": self.cfg.robot, "phase": phase, "outcome": outcome, "outcome_message": message,
+                   "driver_state": state, "driver_message": driver_message,
+                   "distance_m": None if distance is None else round(distance, 2),
+                   "taught_distance_m": None if self.taught_m is None else round(self.taught_m, 2),
+                   "teach_passes": self.cfg.teach_passes if self.cfg.teach else 0,
+                   "model": str(self.detector_status.get("message", ""))}
+        for key in self.DRIVER_FACTS:
+            value = self.driver_status.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                payload[key] = value
+        return payload
+
+    def _publish_status(self, phase: str, outcome: str = "running", message: str = "") -> None:
+        self.pub_status.publish(String(data=json.dumps(self.status_dict(phase, outcome, message))))
 
     # ------------------------------------------------------------------ helpers
     def _start_once(self) -> None:
@@ -249,6 +276,7 @@ class MissionNode(Node):
         try:
             if self.cfg.teach:
                 self._log("phase 1/3: teach pass over the clean twin")
+                self._publish_status("teach")
                 self._call("detector/teach", SetBool.Request(data=True))
                 for k in range(self.cfg.teach_passes):
                     if self.cfg.teach_passes > 1:
@@ -265,18 +293,23 @@ class MissionNode(Node):
                     raise MissionFailed(f"teaching failed: {self.detector_status.get('message')}")
                 self._log(f"model ready: {self.detector_status.get('message')}")
             self._log("phase 2/3: inspection pass")
+            self._publish_status("inspection")
             self._call("sim/load_inspection")
             self._call("mapper/reset")
             self._run_pass("inspection")
             time.sleep(self.cfg.drain_s)
             self._check_mapper_inputs()
             self._log("phase 3/3: report")
+            self._publish_status("report", "completed", "teach and inspection passes completed")
+            time.sleep(0.3)  # the latched status reaches the mapper before it writes the report
             result = self._call("report/write")
             self.summary = self._summarise(Path(result.message), time.monotonic() - t0)
             self.exit_status = 0
         except MissionFailed as exc:
             self.get_logger().error(f"MISSION FAILED: {exc}")
             self.exit_status = 1
+            self._publish_status("report", "failed", str(exc))
+            time.sleep(0.3)
             try:
                 if self.cfg.output_dir and self.clients_["report/write"].service_is_ready():
                     self._call("report/write")  # a partial report is still worth having

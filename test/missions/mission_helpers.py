@@ -33,6 +33,8 @@ def check_report(out: Path, min_recall: float, min_precision: float, max_median_
     report = json.loads((out / "report.json").read_text())
     jsonschema.validate(report, load_schema())
     assert (out / "report.html").stat().st_size > 10_000
+    # the mission node's last status, folded in by the mapper: how the mission ended
+    assert report["mission"]["outcome"] == "completed", report["mission"]
     ev = report["evaluation"]
     print(json.dumps({k: ev.get(k) for k in ("recall", "precision", "median_error_m", "p95_error_m",
                                              "median_size_ratio", "median_size_error_m")}))

@@ -1,5 +1,6 @@
 """Message <-> numpy conversions: round trips, padding, byte order, validation."""
 
+import json
 import math
 
 import numpy as np
@@ -160,3 +161,13 @@ def test_pose_stamped_must_be_in_the_expected_frame():
         conv.pose_stamped_to_pose(msg, "odom")
     with pytest.raises(conv.ConversionError, match="zero"):
         conv.pose_stamped_to_pose(PoseStamped(header=Header(frame_id="map")), "map")
+
+
+def test_json_status_facts_keeps_scalars_and_rejects_the_rest():
+    facts = conv.json_status_facts('{"outcome": "failed", "coverage": 0.97, "views": 14, "ok": true, "d": null}')
+    assert facts == {"outcome": "failed", "coverage": 0.97, "views": 14, "ok": True, "d": None}
+    assert len(conv.json_status_facts(json.dumps({"message": "x" * 2000}))["message"]) == conv.MAX_STATUS_TEXT
+    for bad, needle in (("{", "not JSON"), ("[1]", "not an object"), ('{"a": Infinity}', "not finite"),
+                        ('{"a": [1]}', "not a scalar"), (json.dumps({str(k): k for k in range(50)}), "entries")):
+        with pytest.raises(conv.ConversionError, match=needle):
+            conv.json_status_facts(bad)

@@ -136,11 +136,22 @@ def test_mapper_fuses_views_drops_bad_input_and_reports_silent_inputs(ros_contex
         assert status["confirmed"] == 1 and status["silent_inputs"] == [], status
         assert all(status["received"][t] == 3 for t in REQUIRED), status["received"]
 
+        # how the mission ended goes into the report's mission section; malformed statuses are dropped
+        mission_pub = feeder.node.create_publisher(String, "mission/status", latched_qos())
+        mission_pub.publish(String(data=json.dumps({"outcome": "completed", "coverage": 0.967, "distance_m": 12.5})))
+        assert spin_until(ex, lambda: mapper.mission_status.get("outcome") == "completed", 5.0)
+        for bad in ("not json", "[1, 2]", '{"coverage": NaN}', '{"nested": {"a": 1}}'):
+            mission_pub.publish(String(data=bad))
+        spin_until(ex, lambda: False, 0.5)
+        assert mapper.mission_status == {"outcome": "completed", "coverage": 0.967, "distance_m": 12.5}
+
         client = feeder.node.create_client(Trigger, "report/write")
         assert client.wait_for_service(timeout_sec=5.0)
         future = client.call_async(Trigger.Request())
         assert spin_until(ex, future.done, 10.0) and future.result().success, future.result()
         report = json.loads((tmp_path / "report.json").read_text())
+        assert report["mission"]["outcome"] == "completed" and report["mission"]["coverage"] == 0.967
+        assert report["mission"]["frames_localized"] == 3  # the mapper's own facts are not overridden
         assert len(report["defects"]) == 1
         assert report["defects"][0]["position_m"] == pytest.approx(DEFECT.tolist(), abs=0.01)
         assert report["defects"][0]["views"] == 3
