@@ -529,7 +529,9 @@ class MapperNode(Node):
             "frames_localized": self.frames_localized, "tracks": len(self.fuser.all()),
             "confirmed": len(self.fuser.confirmed()) if n_confirmed is None else n_confirmed, "received": dict(self.received),
             "silent_inputs": [t for t in self.required_inputs() if not self.received[t]],
-            "ground_truth": self.ground_truth is not None})))
+            "ground_truth": self.ground_truth is not None,
+            # echoed so that the mission node knows the report will carry its outcome
+            "mission_outcome": self.mission_status.get("outcome")})))
 
     # ------------------------------------------------------------------ services
     def _on_reset(self, request, response):

@@ -161,6 +161,17 @@ class MissionNode(Node):
     def _publish_status(self, phase: str, outcome: str = "running", message: str = "") -> None:
         self.pub_status.publish(String(data=json.dumps(self.status_dict(phase, outcome, message))))
 
+    def _announce_outcome(self, outcome: str, message: str, timeout_s: float = 3.0) -> None:
+        """Publish the mission's outcome and wait until the mapper (which writes the report) echoes it."""
+        self._publish_status("report", outcome, message)
+        deadline = time.monotonic() + timeout_s
+        while self.mapper_status.get("mission_outcome") != outcome:
+            if time.monotonic() > deadline:
+                self.get_logger().warning(f"the mapper did not confirm the mission outcome within {timeout_s:g} s: "
+                                          f"the report may not say how the mission ended")
+                return
+            time.sleep(0.05)
+
     # ------------------------------------------------------------------ helpers
     def _start_once(self) -> None:
         if not self._started:
@@ -300,16 +311,14 @@ class MissionNode(Node):
             time.sleep(self.cfg.drain_s)
             self._check_mapper_inputs()
             self._log("phase 3/3: report")
-            self._publish_status("report", "completed", "teach and inspection passes completed")
-            time.sleep(0.3)  # the latched status reaches the mapper before it writes the report
+            self._announce_outcome("completed", "teach and inspection passes completed")
             result = self._call("report/write")
             self.summary = self._summarise(Path(result.message), time.monotonic() - t0)
             self.exit_status = 0
         except MissionFailed as exc:
             self.get_logger().error(f"MISSION FAILED: {exc}")
             self.exit_status = 1
-            self._publish_status("report", "failed", str(exc))
-            time.sleep(0.3)
+            self._announce_outcome("failed", str(exc))
             try:
                 if self.cfg.output_dir and self.clients_["report/write"].service_is_ready():
                     self._call("report/write")  # a partial report is still worth having

@@ -144,6 +144,8 @@ def test_mapper_fuses_views_drops_bad_input_and_reports_silent_inputs(ros_contex
             mission_pub.publish(String(data=bad))
         spin_until(ex, lambda: False, 0.5)
         assert mapper.mission_status == {"outcome": "completed", "coverage": 0.967, "distance_m": 12.5}
+        # the mapper echoes the outcome it will report (the mission node waits for it)
+        assert spin_until(ex, lambda: feeder.last_status().get("mission_outcome") == "completed", 5.0)
 
         client = feeder.node.create_client(Trigger, "report/write")
         assert client.wait_for_service(timeout_sec=5.0)
