@@ -73,6 +73,30 @@ def _tail(path: Path, n: int = 15) -> str:
         return "(no log)"
 
 
+def _claim_graph(domain_id: str, namespace: str):
+    """Hold a per-host lock on (ROS domain, robot namespace) for this mission; None if another holds it.
+
+    Two missions of one robot in one domain would share every topic and service (one's
+    coordinator calling the other's report/write, each detector learning the other's frames).
+    The lock is an flock on a file in the temp folder, released when the process ends.
+    """
+    import fcntl
+    import tempfile
+
+    try:
+        lock_dir = Path(tempfile.gettempdir()) / "anomaly_inspection"
+        lock_dir.mkdir(exist_ok=True)
+        fh = open(lock_dir / f"mission-domain{domain_id}-{namespace}.lock", "a+")
+    except OSError:  # e.g. another user's lock file: cannot check, do not stop the mission
+        return "unchecked"
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        return None
+    return fh
+
+
 def run_mission_command(args: argparse.Namespace) -> int:
     from anomaly_inspection_core.cli import CliError
     from anomaly_inspection_core.scenario import ScenarioError, load_scenario
@@ -91,6 +115,13 @@ def run_mission_command(args: argparse.Namespace) -> int:
         raise CliError(f"model directory not found: {args.model}")
     if args.params_file and not Path(args.params_file).is_file():
         raise CliError(f"parameter file not found: {args.params_file}")
+    domain = str(args.domain_id) if args.domain_id is not None else os.environ.get("ROS_DOMAIN_ID", "0") or "0"
+    namespace = ROBOTS[args.robot][0]
+    graph_lock = _claim_graph(domain, namespace)
+    if graph_lock is None:
+        raise CliError(f"another {args.robot} mission is running on this machine in ROS_DOMAIN_ID {domain} "
+                       f"(namespace /{namespace}): the two would share every topic and service. Wait for it, "
+                       f"or give this one its own domain: --domain-id N")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"output/{args.robot}-{scenario.name}-{stamp}").resolve()
     out.mkdir(parents=True, exist_ok=True)

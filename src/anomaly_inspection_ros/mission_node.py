@@ -319,13 +319,20 @@ class MissionNode(Node):
             self.get_logger().error(f"MISSION FAILED: {exc}")
             self.exit_status = 1
             self._announce_outcome("failed", str(exc))
-            try:
-                if self.cfg.output_dir and self.clients_["report/write"].service_is_ready():
-                    self._call("report/write")  # a partial report is still worth having
-            except MissionFailed:
-                pass
+            self._write_partial_report()
         finally:
             self.context.try_shutdown()
+
+    def _write_partial_report(self) -> None:
+        """After a failure: what was found so far, and why the mission failed, is still worth a report."""
+        if not self.cfg.output_dir:
+            return
+        try:
+            result = self._call("report/write")
+        except MissionFailed as exc:
+            self.get_logger().error(f"no partial report: {exc}")
+            return
+        self._log(f"partial report: {Path(result.message) / 'report.html'}")
 
     def _summarise(self, out: Path, elapsed: float) -> dict:
         report = json.loads((out / "report.json").read_text())
