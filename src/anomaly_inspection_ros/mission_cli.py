@@ -74,11 +74,13 @@ def _tail(path: Path, n: int = 15) -> str:
 
 
 def _claim_graph(domain_id: str, namespace: str):
-    """Hold a per-host lock on (ROS domain, robot namespace) for this mission; None if another holds it.
+    """Lock (ROS domain, robot namespace) on this machine for one mission: (claimed, lock file).
 
     Two missions of one robot in one domain would share every topic and service (one's
     coordinator calling the other's report/write, each detector learning the other's frames).
-    The lock is an flock on a file in the temp folder, released when the process ends.
+    The lock is an flock on a file in the temp folder, held while the file is open and released
+    however the process ends. ``(False, None)``: another mission holds it; ``(True, None)``:
+    the lock file cannot be opened (another user's), so nothing is checked.
     """
     import fcntl
     import tempfile
@@ -87,14 +89,14 @@ def _claim_graph(domain_id: str, namespace: str):
         lock_dir = Path(tempfile.gettempdir()) / "anomaly_inspection"
         lock_dir.mkdir(exist_ok=True)
         fh = open(lock_dir / f"mission-domain{domain_id}-{namespace}.lock", "a+")
-    except OSError:  # e.g. another user's lock file: cannot check, do not stop the mission
-        return "unchecked"
+    except OSError:
+        return True, None
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         fh.close()
-        return None
-    return fh
+        return False, None
+    return True, fh
 
 
 def run_mission_command(args: argparse.Namespace) -> int:
@@ -117,8 +119,8 @@ def run_mission_command(args: argparse.Namespace) -> int:
         raise CliError(f"parameter file not found: {args.params_file}")
     domain = str(args.domain_id) if args.domain_id is not None else os.environ.get("ROS_DOMAIN_ID", "0") or "0"
     namespace = ROBOTS[args.robot][0]
-    graph_lock = _claim_graph(domain, namespace)
-    if graph_lock is None:
+    claimed, graph_lock = _claim_graph(domain, namespace)
+    if not claimed:
         raise CliError(f"another {args.robot} mission is running on this machine in ROS_DOMAIN_ID {domain} "
                        f"(namespace /{namespace}): the two would share every topic and service. Wait for it, "
                        f"or give this one its own domain: --domain-id N")
@@ -192,6 +194,8 @@ def run_mission_command(args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if graph_lock is not None:
+            graph_lock.close()  # the graph is free for the next mission
     elapsed = time.monotonic() - t0
     if status != 0:  # what each node said last: usually enough to see why
         for name, (proc, log_path) in procs.items():

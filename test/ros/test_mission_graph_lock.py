@@ -12,13 +12,14 @@ from anomaly_inspection_ros.mission_cli import _claim_graph, run_mission_command
 
 
 def test_a_second_mission_in_the_same_domain_and_namespace_is_refused(tmp_path):
-    first = _claim_graph("101", "uav")
-    assert first is not None and first != "unchecked"
+    claimed, first = _claim_graph("101", "uav")
+    assert claimed and first is not None
     try:
-        assert _claim_graph("101", "uav") is None
-        other_domain, other_robot = _claim_graph("100", "uav"), _claim_graph("101", "agv")
-        assert other_domain is not None and other_robot is not None
-        other_domain.close(), other_robot.close()
+        assert _claim_graph("101", "uav") == (False, None)
+        for domain, robot in (("100", "uav"), ("101", "agv")):  # another domain, another robot: free
+            claimed, other = _claim_graph(domain, robot)
+            assert claimed and other is not None
+            other.close()
         args = argparse.Namespace(robot="uav", scenario="pipeline_short", out=str(tmp_path / "run"), model="",
                                   params_file="", timeout=60.0, domain_id=101)
         with pytest.raises(CliError, match="--domain-id"):
@@ -26,6 +27,6 @@ def test_a_second_mission_in_the_same_domain_and_namespace_is_refused(tmp_path):
         assert not (tmp_path / "run").exists()  # refused before anything was started or written
     finally:
         first.close()
-    again = _claim_graph("101", "uav")  # released with its holder
-    assert again is not None
+    claimed, again = _claim_graph("101", "uav")  # released with its holder
+    assert claimed and again is not None
     again.close()
