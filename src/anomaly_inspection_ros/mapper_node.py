@@ -323,6 +323,8 @@ class MapperNode(Node):
             self.mission_status = conv.json_status_facts(msg.data)
         except conv.ConversionError as exc:
             self.warner.warn("mission_status", f"dropping mission status: {exc}")
+            return
+        self._publish_status()  # the echo the mission node waits for, now rather than at the next tick
 
     def _on_ground_truth(self, msg: DefectArray) -> None:
         gt = []
