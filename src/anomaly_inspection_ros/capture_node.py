@@ -75,6 +75,9 @@ class CaptureNodeConfig:
     teach_dwell_s: float = field(default=0.6, metadata={"help": "hold per view while the detector is taught"})
     view_timeout_s: float = field(default=30.0, metadata={"help": "sim-time limit per view; then skip it"})
     view_wall_timeout_s: float = field(default=120.0, metadata={"help": "wall-clock limit per view (sim stalled)"})
+    target_resend_s: float = field(default=1.0, metadata={
+        "help": "re-send a view's target when the arm has not moved for this long (sim time) short of it: a "
+                "target published before the arm controller's subscription matched is lost"})
     min_px_per_cm: float = field(default=4.0, metadata={"help": "coverage: resolution a cell needs"})
     max_incidence_deg: float = field(default=60.0, metadata={"help": "coverage: steepest usable view of a cell"})
     status_period_s: float = 1.0
@@ -116,7 +119,7 @@ class CaptureNode(Node):
         if cfg.n_views < 1 or cfg.captures_per_view < 1:
             raise ValueError(f"n_views and captures_per_view must be >= 1, got {cfg.n_views}, {cfg.captures_per_view}")
         for name in ("position_tolerance_m", "angle_tolerance_deg", "steady_tolerance_m", "view_timeout_s",
-                     "view_wall_timeout_s"):
+                     "view_wall_timeout_s", "target_resend_s"):
             if not getattr(cfg, name) > 0:
                 raise ValueError(f"parameter {name} must be positive, got {getattr(cfg, name)}")
         scenario = load_scenario(cfg.scenario)
@@ -183,6 +186,8 @@ class CaptureNode(Node):
         self._settled_stamp: Optional[float] = None
         self._scored = 0
         self._sent_wall = 0.0
+        self._sent_stamp: Optional[float] = None  # sim time of the last target sent (None: before any pose)
+        self._moved_stamp = -math.inf  # sim time the camera last moved
 
     def _coverage(self, poses: list[Pose], min_views: int = 1) -> float:
         if not poses:
@@ -216,6 +221,7 @@ class CaptureNode(Node):
         msg = conv.pose_to_pose_stamped(view.pose, Header(stamp=conv.sec_to_stamp(stamp), frame_id=self.cfg.map_frame))
         self.pub_target.publish(msg)
         self._sent_wall = time.monotonic()
+        self._sent_stamp = self.latest_pose[0] if self.latest_pose is not None else None
 
     def _end_view(self, captured: bool, why: str = "") -> None:
         k = self.view_index
@@ -272,6 +278,9 @@ class CaptureNode(Node):
             else:
                 self.warner.warn("pose_order", f"dropping camera pose older than the last one (t={t:.3f})")
                 return
+        if self.latest_pose is not None and \
+                np.linalg.norm(pose.position - self.latest_pose[1].position) > self.cfg.steady_tolerance_m:
+            self._moved_stamp = t
         self.latest_pose = (t, pose)
         if self.state == RUNNING and self.phase in (MOVING, SETTLING):
             self._update_settling(t, pose)
@@ -340,6 +349,8 @@ class CaptureNode(Node):
             self._end_view(False, f"no progress within {self.cfg.view_wall_timeout_s:.0f} s of wall time "
                                   f"({self.phase})")
             return
+        if self.phase == MOVING:
+            self._resend_target_if_lost()
         if self.phase != CAPTURING or self.latest_pose is None or self._settled_stamp is None:
             return
         if self.detector_state == "ready":
@@ -348,6 +359,23 @@ class CaptureNode(Node):
         elif self.latest_pose[0] - self._settled_stamp >= self.cfg.teach_dwell_s:
             # teaching (or no detector): the detector collects the frames streamed while we hold
             self._end_view(True)
+
+    def _resend_target_if_lost(self) -> None:
+        """Send the view's target again when the arm stands still short of it: a target published
+        before DDS matched the arm controller's subscription is lost (the arm never moved and the
+        view timed out once in CI, its teach frames all of the start pose), and a restarted
+        simulator has forgotten it."""
+        if self.latest_pose is None:
+            return
+        t = self.latest_pose[0]
+        if self._sent_stamp is None or t < self._sent_stamp:  # sent before any pose, or the sim restarted
+            lost = True
+        else:
+            lost = t - max(self._sent_stamp, self._moved_stamp) >= self.cfg.target_resend_s
+        if lost:
+            self.warner.warn("target_resend", f"view {self.view_index + 1}/{len(self.views)}: the arm has not "
+                                              f"moved towards its target: sending it again")
+            self._send_target()
 
     # ------------------------------------------------------------------ outputs
     def status_dict(self) -> dict:
