@@ -368,14 +368,18 @@ class CaptureNode(Node):
         if self.latest_pose is None:
             return
         t = self.latest_pose[0]
-        if self._sent_stamp is None or t < self._sent_stamp:  # sent before any pose, or the sim restarted
-            lost = True
+        if self._sent_stamp is None:
+            why = "it was sent before any camera pose came"
+        elif t < self._sent_stamp:
+            why = f"the simulated clock went back from {self._sent_stamp:.1f} s to {t:.1f} s"
+        elif t - max(self._sent_stamp, self._moved_stamp) >= self.cfg.target_resend_s:
+            why = (f"sent at t={self._sent_stamp:.1f} s, the camera has not moved since "
+                   f"t={max(self._sent_stamp, self._moved_stamp):.1f} s (now {t:.1f} s)")
         else:
-            lost = t - max(self._sent_stamp, self._moved_stamp) >= self.cfg.target_resend_s
-        if lost:
-            self.warner.warn("target_resend", f"view {self.view_index + 1}/{len(self.views)}: the arm has not "
-                                              f"moved towards its target: sending it again")
-            self._send_target()
+            return
+        self.warner.warn("target_resend", f"view {self.view_index + 1}/{len(self.views)}: sending the target "
+                                          f"again ({why})")
+        self._send_target()
 
     # ------------------------------------------------------------------ outputs
     def status_dict(self) -> dict:
