@@ -453,8 +453,9 @@ class ArmKinematics:
     ``collision_radius``. A new target is solved by IK (seeded with where the current motion
     ends), turned into a smooth collision-free joint path and followed in time; ``settled``
     becomes true ``settle_time_s`` after the path ends (the capture node waits for it).
-    A target that cannot be reached is rejected: the arm keeps its motion and
-    ``last_error`` says why.
+    When no path leads to the IK solution nearest the current joints, the other solutions
+    of the same camera pose are tried, nearest first. A target that cannot be reached is
+    rejected: the arm keeps its motion and ``last_error`` says why.
     """
 
     command_type = "pose"
@@ -475,6 +476,9 @@ class ArmKinematics:
         self.target: Pose | None = None
         self.last_error: str | None = None
         self.collision_radius = float(arm.camera_radius)
+        #: random IK seeds tried for other solutions when no path leads to the first one
+        self.alternative_seeds = 8
+        self.alternative_solutions = 0
 
     @classmethod
     def for_workcell(cls, workcell, **kwargs) -> "ArmKinematics":
@@ -506,17 +510,45 @@ class ArmKinematics:
                                f"(best error {res.pos_err_m * 1e3:.1f} mm, {res.rot_err_deg:.2f} deg)")
             log.warning("arm: %s", self.last_error)
             return False
-        try:
-            path = plan_joint_path(self.arm, self.q, res.q, self.scene, dt=self.path_dt)
-        except PathPlanningError as exc:
-            self.last_error = str(exc)
-            log.warning("arm: %s", exc)
+        path, error = None, ""
+        for q_goal in self._ik_alternatives(pose, res.q):
+            try:
+                path = plan_joint_path(self.arm, self.q, q_goal, self.scene, dt=self.path_dt)
+                break
+            except PathPlanningError as exc:
+                error = error or str(exc)
+        if path is None:
+            self.last_error = f"{error}; nor to {self.alternative_solutions} other IK solutions"
+            log.warning("arm: %s", self.last_error)
             return False
         self.target = pose
         self.last_error = None
         self._path = path
         self._t = 0.0
         return True
+
+    def _ik_alternatives(self, pose: Pose, first: np.ndarray):
+        """``first``, then other collision-free IK solutions of ``pose`` nearest first (seeded from
+        home and from random configurations): the solution nearest the current joints can lie
+        where no collision-free path leads (the wrist wound up near its limits), while another
+        arm configuration reaches the same camera pose freely. On the three shipped workcells 1-2
+        of the mission's views were refused from one configuration before."""
+        from .ik import solve_ik
+
+        yield first
+        found = [np.asarray(first)]
+        rng = np.random.default_rng(0)
+        lo = np.maximum(self.arm.lower_array, -math.pi)
+        hi = np.minimum(self.arm.upper_array, math.pi)
+        seeds = [None] + [rng.uniform(lo, hi) for _ in range(self.alternative_seeds)]
+        others = []
+        for q0 in seeds:
+            res = solve_ik(self.arm, pose, q0, self.scene, free_roll=self.free_roll, restarts=0)
+            if res.success and all(np.max(np.abs(res.q - q)) > 0.1 for q in found):
+                found.append(res.q)
+                others.append(res.q)
+        self.alternative_solutions = len(others)
+        yield from sorted(others, key=lambda q: float(np.max(np.abs(q - self.q))))
 
     def set_target_pose(self, pose: Pose) -> bool:
         """Alias of :meth:`set_target`."""
