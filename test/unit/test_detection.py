@@ -169,6 +169,23 @@ def test_greedy_coreset_covers_every_cluster():
     assert len(greedy_coreset_indices(points, 500)) == 150
 
 
+@pytest.mark.parametrize("park_every", [7, 50])
+def test_parking_coreset_picks_what_the_plain_greedy_picks(park_every):
+    """Parking points that cannot be picked soon (and bringing them back up to date) changes
+    the work, not the selection: the same points as scanning every point at every pick, on
+    clusters of very different spreads, with parkings often enough to bring points back."""
+    gen = torch.Generator().manual_seed(3)
+    scales = torch.tensor([0.05, 0.3, 1.0, 3.0])
+    centres = 8.0 * torch.randn(40, 16, generator=gen)
+    points = torch.cat([c + scales[k % 4] * torch.randn(500, 16, generator=gen) for k, c in enumerate(centres)])
+    plain = greedy_coreset_indices(points, 600, projection_dim=8, park_ratio=0.0)
+    parked = greedy_coreset_indices(points, 600, projection_dim=8, park_ratio=0.8, park_every=park_every)
+    assert len(set(parked.tolist())) == 600
+    assert set(parked.tolist()) == set(plain.tolist())
+    with pytest.raises(ValueError, match="park_ratio"):
+        greedy_coreset_indices(points, 10, park_ratio=1.0)
+
+
 def test_extract_regions_finds_blobs_and_drops_noise():
     amap = np.zeros((50, 60), np.float32)
     amap[10:20, 5:15] = 0.8
