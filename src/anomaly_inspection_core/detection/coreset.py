@@ -120,8 +120,7 @@ def _select_parking(x: torch.Tensor, sq_norms: torch.Tensor, min_dist: torch.Ten
         if parked and farthest < max(p.bound for p in parked):
             # parked points may now be the farthest: bring back those over ratio x farthest,
             # up to date with the centres picked since they were parked
-            back, kept = [ids], []
-            back_dist = [dist]
+            active_ids, active_dist, kept = [ids], [dist], []
             for p in parked:
                 if p.bound <= farthest:
                     kept.append(p)
@@ -134,14 +133,14 @@ def _select_parking(x: torch.Tensor, sq_norms: torch.Tensor, min_dist: torch.Ten
                         cross = x[rows] @ x[centres].T
                         d = torch.minimum(d, (sq_norms[rows][:, None] + sq_norms[centres][None, :]
                                               - 2.0 * cross).min(1).values)
-                    back.append(rows)
-                    back_dist.append(d)
+                    active_ids.append(rows)
+                    active_dist.append(d)
                 if not bool(up.all()):
                     down = ~up
                     kept.append(_Parked(p.ids[down], p.dist[down], p.since, ratio * farthest))
             parked = kept
-            ids = torch.cat(back)
-            dist = torch.cat(back_dist)
+            ids = torch.cat(active_ids)
+            dist = torch.cat(active_dist)
             xa, sqa = x[ids], sq_norms[ids]
             buffer = torch.empty_like(dist)
             continue
@@ -155,8 +154,7 @@ def _select_parking(x: torch.Tensor, sq_norms: torch.Tensor, min_dist: torch.Ten
         if i % every == 0 and i < n_select:
             bound = ratio * float(dist.max())
             keep = dist >= bound
-            n_keep = int(keep.sum())
-            if n_keep < 0.8 * len(dist):  # worth a copy of the active rows
+            if int(keep.sum()) < 0.8 * len(dist):  # worth a copy of the active rows
                 drop = ~keep
                 parked.append(_Parked(ids[drop], dist[drop], i, bound))
                 ids, dist = ids[keep], dist[keep].contiguous()
