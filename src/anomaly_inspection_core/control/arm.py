@@ -533,14 +533,11 @@ class ArmKinematics:
         where no collision-free path leads (the wrist wound up near its limits), while another
         arm configuration reaches the same camera pose freely. On the three shipped workcells 1-2
         of the mission's views were refused from one configuration before."""
-        from .ik import solve_ik
+        from .ik import random_configurations, solve_ik
 
         yield first
         found = [np.asarray(first)]
-        rng = np.random.default_rng(0)
-        lo = np.maximum(self.arm.lower_array, -math.pi)
-        hi = np.minimum(self.arm.upper_array, math.pi)
-        seeds = [None] + [rng.uniform(lo, hi) for _ in range(self.alternative_seeds)]
+        seeds = [None] + random_configurations(self.arm, self.alternative_seeds)
         others = []
         for q0 in seeds:
             res = solve_ik(self.arm, pose, q0, self.scene, free_roll=self.free_roll, restarts=0)

@@ -106,6 +106,15 @@ def _dls(arm: ArmModel, q0: np.ndarray, p_t: np.ndarray, r_t: np.ndarray, free_r
     return q, pos_err, rot_err, it
 
 
+def random_configurations(arm: ArmModel, n: int, seed: int = 0) -> list[np.ndarray]:
+    """``n`` joint vectors drawn uniformly within the joint limits (clipped to +-pi), the same
+    for a given ``seed``: IK restarts."""
+    rng = np.random.default_rng(seed)
+    lo = np.maximum(arm.lower_array, -math.pi)
+    hi = np.minimum(arm.upper_array, math.pi)
+    return [rng.uniform(lo, hi) for _ in range(n)]
+
+
 def solve_ik(arm: ArmModel, target_camera_pose: Pose, q_seed: np.ndarray | None = None,
              scene: CollisionScene | None = None, *, free_roll: bool = False, max_iterations: int = 150,
              pos_tol_m: float = 1e-4, rot_tol_deg: float = 0.05, damping: float = 0.1,
@@ -125,11 +134,7 @@ def solve_ik(arm: ArmModel, target_camera_pose: Pose, q_seed: np.ndarray | None 
     if q_seed is not None:
         seeds.append(arm.check_q(q_seed))
     seeds.append(arm.home_array)
-    rng = np.random.default_rng(seed)
-    lo = np.maximum(arm.lower_array, -math.pi)
-    hi = np.minimum(arm.upper_array, math.pi)
-    for _ in range(restarts):
-        seeds.append(rng.uniform(lo, hi))
+    seeds += random_configurations(arm, restarts, seed)
 
     best: IkResult | None = None
     total_iter = 0
