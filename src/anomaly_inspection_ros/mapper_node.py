@@ -71,6 +71,9 @@ class MapperNodeConfig:
     max_size_m: float = field(default=0.0, metadata={
         "help": "fused tracks larger than this (largest extent, m) are not reported as defects: an area metres "
                 "long is an unfamiliar view, not a surface defect; 0 = no limit"})
+    size_rule: str = field(default="extent", metadata={
+        "help": "what max_size_m limits: 'extent' (the regions' own extent, the defect plus the anomaly map's blur) "
+                "or 'size' (the defect's estimated size, the blur taken out: the blur's metres grow with range)"})
     max_rotation_rate_dps: float = field(default=0.0, metadata={
         "help": "frames taken while the camera turns faster than this (deg/s, from camera/pose over "
                 "rotation_window_s) are not localised: views in transit, e.g. an AGV turning at a corner; 0 = off"})
@@ -157,7 +160,8 @@ class MapperNode(Node):
         self.fuser = DefectFuser(FusionConfig(gate_m=self.cfg.gate_m, min_views=self.cfg.min_views,
                                               min_whole_views=self.cfg.min_whole_views,
                                               min_score=self.cfg.min_score, min_quality=self.cfg.min_view_quality,
-                                              max_size_m=self.cfg.max_size_m, inspection_box=self._inspection_box(),
+                                              max_size_m=self.cfg.max_size_m,
+                                              size_rule=self.cfg.size_rule, inspection_box=self._inspection_box(),
                                               min_hit_ratio=self.cfg.min_hit_ratio,
                                               weak_min_views=self.cfg.weak_min_views,
                                               weak_min_hit_ratio=self.cfg.weak_min_hit_ratio))

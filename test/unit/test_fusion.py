@@ -327,3 +327,20 @@ def test_a_track_reports_the_defects_size_and_gates_on_its_regions_extent() -> N
     for k in range(3):
         big.update([det([1.0, 0.0, 0.0], float(k), extent=0.4, size=0.1)])
     assert big.confirmed() == []  # its region is too large, whatever the size estimate
+
+
+def test_the_max_size_rule_can_limit_the_estimated_size_instead_of_the_regions_extent() -> None:
+    """A far, oblique floor stain: its regions are wide in metres (the blur's pixels at range),
+    its estimated size is not. With size_rule 'size' it is confirmed; a metre-wide area is not."""
+    by_size = DefectFuser(FusionConfig(min_views=2, max_size_m=0.6, size_rule="size"))
+    by_extent = DefectFuser(FusionConfig(min_views=2, max_size_m=0.6))
+    for k in range(3):
+        frame = [det([1.0, 0.0, 0.0], float(k), extent=0.9, size=0.34), det([3.0, 0.0, 0.0], float(k), extent=1.6, size=1.2)]
+        by_size.update(frame)
+        by_extent.update(frame)
+    assert [round(d.position[0]) for d in by_size.confirmed()] == [1]
+    assert by_size.unmet_rules(by_size.all()[1]) == ["size 1.20 m > 0.60 m"]
+    assert by_extent.confirmed() == []
+    assert by_extent.unmet_rules(by_extent.all()[0]) == ["extent 0.90 m > 0.60 m"]
+    with pytest.raises(ValueError, match="size_rule"):
+        FusionConfig(size_rule="area")
