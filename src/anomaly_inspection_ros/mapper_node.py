@@ -69,8 +69,8 @@ class MapperNodeConfig:
                 "(visibility_border); a patch only ever seen cut cannot be placed; 0 = off"})
     min_score: float = 0.55
     max_size_m: float = field(default=0.0, metadata={
-        "help": "fused tracks larger than this (largest extent, m) are not reported as defects: an area metres "
-                "long is an unfamiliar view, not a surface defect; 0 = no limit"})
+        "help": "fused tracks larger than this (largest extent or estimated size, see size_rule; m) are not "
+                "reported as defects: an area metres long is an unfamiliar view, not a surface defect; 0 = no limit"})
     size_rule: str = field(default="extent", metadata={
         "help": "what max_size_m limits: 'extent' (the regions' own extent, the defect plus the anomaly map's blur) "
                 "or 'size' (the defect's estimated size, the blur taken out: the blur's metres grow with range)"})

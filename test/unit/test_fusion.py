@@ -335,7 +335,8 @@ def test_the_max_size_rule_can_limit_the_estimated_size_instead_of_the_regions_e
     by_size = DefectFuser(FusionConfig(min_views=2, max_size_m=0.6, size_rule="size"))
     by_extent = DefectFuser(FusionConfig(min_views=2, max_size_m=0.6))
     for k in range(3):
-        frame = [det([1.0, 0.0, 0.0], float(k), extent=0.9, size=0.34), det([3.0, 0.0, 0.0], float(k), extent=1.6, size=1.2)]
+        frame = [det([1.0, 0.0, 0.0], float(k), extent=0.9, size=0.34),
+                 det([3.0, 0.0, 0.0], float(k), extent=1.6, size=1.2)]
         by_size.update(frame)
         by_extent.update(frame)
     assert [round(d.position[0]) for d in by_size.confirmed()] == [1]

@@ -59,7 +59,7 @@ class FusionConfig:
     outlier_m: float = 0.05  # observations farther than this from the weighted median are ignored
     max_observations: int = 200  # per track; the lowest-quality ones are dropped beyond this
     confidence_scale: float = 1.0  # confidence = 1 - exp(-sum(quality) / confidence_scale)
-    max_size_m: float = 0.0  # tracks larger than this (largest extent) are not confirmed; 0 = no limit
+    max_size_m: float = 0.0  # tracks larger than this (see size_rule) are not confirmed; 0 = no limit
     # What max_size_m is compared with: "extent", the anomalous regions' own extent (the defect
     # plus the anomaly map's blur all round), or "size", the defect's estimated size (the blur
     # taken out). The blur is a fixed number of pixels, so in metres it grows with range and
