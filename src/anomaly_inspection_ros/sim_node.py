@@ -124,8 +124,8 @@ class SimNode(Node):
         except Exception as exc:  # noqa: BLE001 - keep the current world on any failure
             response.success, response.message = False, f"cannot load scenario: {exc}"
             return response
-        # One offscreen GL context at a time: closing an old renderer after creating a new one
-        # leaves the new one rendering nothing (measured: all-NaN depth, dark RGB).
+        # One offscreen GL context at a time (SimWorld.close now frees its own GL objects in its
+        # own context, which was the cause of a new world rendering black with no depth).
         self.world.close()
         self.world = SimWorld(scenario)
         self.scenario, self.cfg.clean = scenario, clean

@@ -205,3 +205,26 @@ def test_ground_shows_no_shadow_acne():
             grey = cv2.cvtColor(world.render(pose, time_s=t).rgb, cv2.COLOR_RGB2GRAY)
             dots.append(int(((cv2.medianBlur(grey, 5).astype(int) - grey.astype(int)) > 20).sum()))
     assert max(dots) <= 200, dots
+
+
+def test_a_world_dropped_after_another_was_built_leaves_that_one_rendering():
+    # two live worlds (a script switching scenarios): freeing the old world's render context
+    # used to delete the new world's GL objects, whose renders then came out black, no depth
+    import gc
+
+    from anomaly_inspection_core.sim import SimWorld
+
+    scn = parse_scenario(SCN)
+    pose = Pose.looking_at(np.array([2.0, 1.0, 1.2]), np.array([2.0, 0.0, 1.2]))
+    with SimWorld(scn) as ref:
+        expected = ref.render(pose)
+    old = SimWorld(scn.clean_twin())
+    old.render(pose)
+    new = SimWorld(scn)
+    del old
+    gc.collect()
+    got = new.render(pose)
+    new.close()
+    assert np.isfinite(expected.depth).mean() > 0.5
+    np.testing.assert_array_equal(got.rgb, expected.rgb)
+    np.testing.assert_allclose(got.depth, expected.depth, equal_nan=True)

@@ -597,6 +597,10 @@ class SimWorld:
             return
         self._closed = True
         try:
+            # the render context's GL objects are freed in the *current* GL context: make it ours,
+            # or a world dropped after another was made frees that one's textures and buffers
+            # (its renders then come out black with no depth)
+            self._gl.make_current()
             self._con.free()
         except Exception:  # noqa: BLE001 - freeing twice at interpreter exit must not raise
             pass
