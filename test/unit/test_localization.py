@@ -271,3 +271,45 @@ def test_the_defect_size_removes_the_maps_blur_from_the_region(eye, target, diam
     for axis in (0, 1):
         assert abs(det.size[axis] - diameter) < 0.15 * diameter, (axis, det.size, det.extent)
     assert det.size[0] < plain.size[0] < plain.extent[0]  # the half maximum alone lies between
+
+
+
+def _logistic_blobs(peaks: list[tuple[float, float, float, float]], shape: tuple[int, int] = (120, 200),
+                    normal_logit: float = -2.0) -> np.ndarray:
+    """A normalised map (a logistic of the raw distance) with Gaussian bumps in logit space:
+    ``(x, y, height in logits, sigma in px)`` each."""
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
+    logit = np.full(shape, normal_logit)
+    for x, y, h, sigma in peaks:
+        logit += h * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma ** 2))
+    return (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
+
+
+def test_a_weaker_defect_next_to_a_strong_one_is_split_by_its_prominence() -> None:
+    # a strong defect (0.99) and a weaker one (0.90) 30 px apart, the saddle between them at
+    # 0.64: over 0.6 x the strong peak, so a level relative to the highest peak saw one seed
+    amap = _logistic_blobs([(80, 60, 6.6, 9.0), (110, 60, 4.2, 9.0)])
+    region = amap >= 0.3
+    assert len(regions_from_anomaly_map(amap, 0.3)) == 1
+    saddle = amap[60, 80:111].min()
+    assert 0.6 * amap.max() < saddle < amap[60, 110] - 0.2
+    parts = split_region_mask(region, amap)
+    assert len(parts) == 2
+    strong, weak = sorted(parts, key=lambda m: -amap[m].max())
+    assert strong[60, 80] and weak[60, 110]
+    assert not (strong & weak).any() and ((strong | weak) == region).all()
+    # the boundary between the parts runs through the saddle
+    assert abs(int(np.argmin(amap[60, 80:111])) + 80 - (np.nonzero(weak[60])[0].min())) <= 3
+    # a higher bar on prominence keeps them together
+    assert len(split_region_mask(region, amap, min_prominence=3.0)) == 1
+
+
+def test_a_ripple_on_one_defect_does_not_split_it() -> None:
+    # a bump on a defect's flank rising 0.46 logits above its saddle: not a defect of its own
+    amap = _logistic_blobs([(80, 60, 6.0, 9.0), (96, 60, 2.6, 3.0)])
+    row = amap[60, 80:].astype(float)
+    assert any(row[j] > row[j - 1] and row[j] >= row[j + 1] for j in range(1, 30))  # a local maximum
+    region = amap >= 0.3
+    assert len(split_region_mask(region, amap)) == 1
+    assert len(split_region_mask(region, amap, min_prominence=0.3)) == 2
+    assert len(split_region_mask(region, np.zeros_like(amap))) == 1

@@ -132,9 +132,13 @@ class LocalizationConfig:
     silhouette_band_px: int = 0
     silhouette_jump_rel: float = 0.05
     max_silhouette_fraction: float = 0.5
-    # Split one region into several when its anomaly map has separate peaks.
+    # Split one region into several when its anomaly map has separate peaks: a peak that rises
+    # ``split_min_prominence`` (in logits of the normalised map) above the saddle joining it to a
+    # higher peak is a defect of its own. Offline along six AGV patrols (2026-12-02), peaks of two
+    # different defects in one region rose 0.4-5.8 (23 of 28 >= 1.0), bumps on the background
+    # 0.1-0.7, and no defect had two peaks.
     split_regions: bool = True
-    split_level_rel: float = 0.6
+    split_min_prominence: float = 1.0
     split_min_area_px: int = 12
     split_min_separation_m: float = 0.04
     # Evidence images.
@@ -155,8 +159,8 @@ class LocalizationConfig:
             raise ValueError("LocalizationConfig.reference_distance_m must be positive")
         if not 0.0 <= self.border_margin < 0.25:
             raise ValueError(f"LocalizationConfig.border_margin must be in [0, 0.25), got {self.border_margin}")
-        if not 0.0 < self.split_level_rel < 1.0:
-            raise ValueError("LocalizationConfig.split_level_rel must be in (0, 1)")
+        if not self.split_min_prominence > 0.0:
+            raise ValueError("LocalizationConfig.split_min_prominence must be positive")
         if self.silhouette_band_px < 0 or self.silhouette_jump_rel <= 0:
             raise ValueError(f"LocalizationConfig needs silhouette_band_px >= 0 and silhouette_jump_rel > 0, got "
                              f"{self.silhouette_band_px} and {self.silhouette_jump_rel}")
@@ -298,27 +302,96 @@ def regions_from_anomaly_map(
 
 
 def split_region_mask(
-    mask: np.ndarray, anomaly_map: np.ndarray, level_rel: float = 0.6, min_area_px: int = 12,
+    mask: np.ndarray, anomaly_map: np.ndarray, min_prominence: float = 1.0, min_area_px: int = 12,
+    max_levels: int = 96,
 ) -> list[np.ndarray]:
     """Split a region whose anomaly map has several separate peaks (two defects in one blob).
 
-    Seeds are the connected parts of the region above ``level_rel`` times its peak score; every
-    region pixel goes to its nearest seed. One mask (the input) is returned when there are
-    fewer than two seeds of at least ``min_area_px`` pixels.
+    Peaks are told apart by their *prominence*: how far a local maximum rises above the highest
+    saddle joining it to a higher peak inside the region, in logits of the normalised map (a
+    logistic of the detector's raw distance, so logits are raw-distance units, and peaks that
+    saturate near 1.0 still differ from their saddle). A relative level (a fraction of the
+    highest peak) split nothing when a weaker defect's peak sat under that fraction, and
+    everything when the saddle between two saturated peaks was just under it.
+
+    The map is swept down from the region's peak in at most ``max_levels`` steps; at each level
+    the local maxima in one connected part merge into the highest of them, and the others die at
+    that level. Each peak of ``min_prominence`` or more seeds a part (its connected area just
+    above its saddle, at least ``min_area_px`` pixels); every region pixel goes to the nearest
+    seed. One mask (the input) is returned when fewer than two peaks qualify.
     """
-    values = np.where(mask, np.nan_to_num(anomaly_map, nan=0.0), 0.0)
-    peak = float(values.max()) if mask.any() else 0.0
-    if peak <= 0:
+    full = np.asarray(mask, dtype=bool)
+    if not full.any():
+        return [full]
+    rows, cols = np.flatnonzero(full.any(axis=1)), np.flatnonzero(full.any(axis=0))
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    parts = _split_crop(full[y0:y1, x0:x1], np.asarray(anomaly_map)[y0:y1, x0:x1], min_prominence,
+                        min_area_px, max_levels)
+    if len(parts) < 2:
+        return [full]
+    out = []
+    for part in parts:
+        m = np.zeros_like(full)
+        m[y0:y1, x0:x1] = part
+        out.append(m)
+    return out
+
+
+def _split_crop(mask: np.ndarray, anomaly_map: np.ndarray, min_prominence: float, min_area_px: int,
+                max_levels: int) -> list[np.ndarray]:
+    """:func:`split_region_mask` on the region's bounding box."""
+    p = np.clip(np.nan_to_num(np.asarray(anomaly_map, dtype=np.float64), nan=0.0), 1e-6, 1.0 - 1e-6)
+    values = np.where(mask, np.log(p / (1.0 - p)), -np.inf)
+    vmax, vmin = float(values[mask].max()), float(values[mask].min())
+    if vmax - vmin < min_prominence:
         return [mask]
-    seeds = (values >= level_rel * peak) & mask
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(seeds.astype(np.uint8), connectivity=8)
-    keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area_px]
-    if len(keep) < 2:
+    # candidate peaks: local maxima (3x3) inside the region, highest first
+    dilated = cv2.dilate(np.where(mask, values, vmin - 1.0).astype(np.float32), np.ones((3, 3), np.uint8))
+    # (one under vmin + min_prominence cannot qualify, and a lower peak never changes when a
+    # higher one merges, so it is left out)
+    cy, cx = np.nonzero(mask & (values.astype(np.float32) >= dilated) & (values >= vmin + min_prominence))
+    order = np.argsort(-values[cy, cx], kind="stable")
+    cy, cx = cy[order], cx[order]
+    if cy.size < 2:
         return [mask]
+    cv_ = values[cy, cx]
+    death = np.full(cy.size, -np.inf)  # the level at which a peak merged into a higher one
+    alive = np.ones(cy.size, dtype=bool)
+    step = max((vmax - vmin) / max_levels, 1e-3)
+
+    def components(level: float) -> np.ndarray:
+        return cv2.connectedComponents(((values >= level) & mask).astype(np.uint8), connectivity=8)[1]
+
+    level = vmax
+    while level > vmin and alive.sum() > 1:
+        level = max(level - step, vmin)
+        idx = np.nonzero(alive & (cv_ >= level))[0]
+        if idx.size < 2:
+            continue
+        labels = components(level)[cy[idx], cx[idx]]
+        # idx is sorted highest first: the first candidate of each label survives
+        _, first = np.unique(labels, return_index=True)
+        dying = np.setdiff1d(np.arange(idx.size), first)
+        death[idx[dying]] = level
+        alive[idx[dying]] = False
+    prominence = np.where(alive, np.inf, cv_ - death)
+    kept = np.nonzero(prominence >= min_prominence)[0]
+    if kept.size < 2:
+        return [mask]
+    # seeds: each kept peak's part just above the level where it would merge into a higher kept
+    # one (the highest peak's: above every other kept peak's merge), painted lowest level first
+    top_death = max(float(death[k]) for k in kept if not alive[k])
+    seed_level = {int(k): (top_death if alive[k] else float(death[k])) + step for k in kept}
     seed_labels = np.zeros(mask.shape, dtype=np.int32)
-    for j, i in enumerate(keep, start=1):
-        seed_labels[labels == i] = j
-    # distance to the nearest seed pixel, with that seed's label
+    for j, k in enumerate(sorted(seed_level, key=lambda k: seed_level[k]), start=1):
+        part = components(seed_level[k])
+        seed_labels[part == part[cy[k], cx[k]]] = j
+    sizes = np.bincount(seed_labels.ravel(), minlength=kept.size + 1)
+    good = [j for j in range(1, kept.size + 1) if sizes[j] >= min_area_px]
+    if len(good) < 2:
+        return [mask]
+    seed_labels = np.where(np.isin(seed_labels, good), seed_labels, 0)
+    # every region pixel goes to the nearest seed pixel's seed
     background = (seed_labels == 0).astype(np.uint8)
     _, nearest = cv2.distanceTransformWithLabels(
         background, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
@@ -327,7 +400,7 @@ def split_region_mask(
     seed_pixels = seed_labels > 0
     lut[nearest[seed_pixels]] = seed_labels[seed_pixels]
     assigned = lut[nearest]
-    return [mask & (assigned == j) for j in range(1, len(keep) + 1)]
+    return [mask & (assigned == j) for j in good]
 
 
 def silhouette_band(depth: np.ndarray, valid: np.ndarray, band_px: int, jump_rel: float) -> np.ndarray:
@@ -606,7 +679,7 @@ def localize_regions(
             continue
         parts = [mask]
         if cfg.split_regions and amap is not None:
-            parts = split_region_mask(mask, amap, cfg.split_level_rel, cfg.split_min_area_px)
+            parts = split_region_mask(mask, amap, cfg.split_min_prominence, cfg.split_min_area_px)
         found = []
         for part in parts:
             if len(parts) > 1 and amap is not None:
