@@ -313,3 +313,10 @@ def test_a_ripple_on_one_defect_does_not_split_it() -> None:
     assert len(split_region_mask(region, amap)) == 1
     assert len(split_region_mask(region, amap, min_prominence=0.3)) == 2
     assert len(split_region_mask(region, np.zeros_like(amap))) == 1
+
+
+def test_a_region_mask_in_separate_pieces_splits_into_them() -> None:
+    amap = _logistic_blobs([(50, 60, 5.0, 6.0), (150, 60, 5.0, 6.0)])
+    region = amap >= 0.3
+    parts = split_region_mask(region, amap)
+    assert len(parts) == 2 and sorted(int(np.nonzero(p)[1].mean()) for p in parts) == [50, 150]

@@ -380,7 +380,8 @@ def _split_crop(mask: np.ndarray, anomaly_map: np.ndarray, min_prominence: float
         return [mask]
     # seeds: each kept peak's part just above the level where it would merge into a higher kept
     # one (the highest peak's: above every other kept peak's merge), painted lowest level first
-    top_death = max(float(death[k]) for k in kept if not alive[k])
+    merged = [float(death[k]) for k in kept if not alive[k]]
+    top_death = max(merged) if merged else vmin - step  # (a mask in separate pieces: each its own)
     seed_level = {int(k): (top_death if alive[k] else float(death[k])) + step for k in kept}
     seed_labels = np.zeros(mask.shape, dtype=np.int32)
     for j, k in enumerate(sorted(seed_level, key=lambda k: seed_level[k]), start=1):
