@@ -136,7 +136,8 @@ class LocalizationConfig:
     # ``split_min_prominence`` (in logits of the normalised map) above the saddle joining it to a
     # higher peak is a defect of its own. Offline along six AGV patrols (2026-12-02), peaks of two
     # different defects in one region rose 0.4-5.8 (23 of 28 >= 1.0), bumps on the background
-    # 0.1-0.7, and no defect had two peaks.
+    # under 0.75 (85), a defect's against background patches 180-260 px away 3 of 39 >= 1.0, and
+    # no defect had two peaks.
     split_regions: bool = True
     split_min_prominence: float = 1.0
     split_min_area_px: int = 12
@@ -310,9 +311,9 @@ def split_region_mask(
     Peaks are told apart by their *prominence*: how far a local maximum rises above the highest
     saddle joining it to a higher peak inside the region, in logits of the normalised map (a
     logistic of the detector's raw distance, so logits are raw-distance units, and peaks that
-    saturate near 1.0 still differ from their saddle). A relative level (a fraction of the
-    highest peak) split nothing when a weaker defect's peak sat under that fraction, and
-    everything when the saddle between two saturated peaks was just under it.
+    saturate near 1.0 still differ from their saddle). The level relative to the highest peak
+    used before (seeds above 0.6 x it) missed a weaker defect whose saddle with the stronger one
+    lay just above that level (generated factory 8: peaks 0.976 and 0.815, saddle 0.594).
 
     The map is swept down from the region's peak in at most ``max_levels`` steps; at each level
     the local maxima in one connected part merge into the highest of them, and the others die at
