@@ -64,9 +64,15 @@ build_package() {
            | xargs -0 sha256sum 2>/dev/null | sha256sum | cut -c1-16)
   if [ "$(cat "$VENV/.package-stamp" 2>/dev/null)" != "$want" ] || [ ! -x "$VENV/bin/anomaly-inspection" ]; then
     log "building and installing the anomaly_inspection ROS 2 package into the venv"
-    "$PY" -m pip install -q --no-build-isolation --no-deps . 2>&1 | grep -v "is ignored" || true
-    "$PY" -c "from anomaly_inspection.msg import AnomalyResult, DefectArray" \
-      || { echo "error: building the package failed (run: $PY -m pip install -v --no-build-isolation --no-deps .)" >&2; exit 1; }
+    # a failed build must fail here: with an older build still in the venv the import check
+    # below would pass and the stamp would mark the old build as up to date
+    local built=0
+    "$PY" -m pip install -q --no-build-isolation --no-deps . > "$VENV/.package-build.log" 2>&1 || built=$?
+    grep -v "is ignored" "$VENV/.package-build.log" || true
+    if [ "$built" -ne 0 ] || ! "$PY" -c "from anomaly_inspection.msg import AnomalyResult, DefectArray"; then
+      echo "error: building the package failed (log: $VENV/.package-build.log; rerun: $PY -m pip install -v --no-build-isolation --no-deps .)" >&2
+      exit 1
+    fi
     echo "$want" > "$VENV/.package-stamp"
   fi
 }
