@@ -273,7 +273,6 @@ def test_the_defect_size_removes_the_maps_blur_from_the_region(eye, target, diam
     assert det.size[0] < plain.size[0] < plain.extent[0]  # the half maximum alone lies between
 
 
-
 def _logistic_blobs(peaks: list[tuple[float, float, float, float]], shape: tuple[int, int] = (120, 200),
                     normal_logit: float = -2.0) -> np.ndarray:
     """A normalised map (a logistic of the raw distance) with Gaussian bumps in logit space:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 
 def deblurred_width(measured: float, spread: float, minimum: float = 1.0) -> float:
     """The defect's width whose blurred half-maximum width is ``measured``.
@@ -40,6 +42,15 @@ def point_spread_from_probe(measured: float, side: float) -> float:
     return math.sqrt(max(float(measured) ** 2 - float(side) ** 2, 0.0))
 
 
+def map_logit(p, eps: float = 1e-6):
+    """The detector's raw units of normalised map values ``p`` (scalar or array): the map is a
+    logistic of the raw patch distance, so its logit is that distance, shifted and scaled.
+    ``p`` is clipped to ``[eps, 1 - eps]`` (saturated pixels stay finite); NaN counts as 0."""
+    q = np.clip(np.nan_to_num(np.asarray(p, dtype=np.float64), nan=0.0), eps, 1.0 - eps)
+    out = np.log(q / (1.0 - q))
+    return float(out) if out.ndim == 0 else out
+
+
 def half_maximum_level(peak: float, normal_level: float | None) -> float:
     """The map level halfway between a normal pixel and ``peak`` in the detector's raw units.
 
@@ -50,7 +61,5 @@ def half_maximum_level(peak: float, normal_level: float | None) -> float:
     """
     if not normal_level or not 0.0 < normal_level < 1.0:
         return 0.5 * float(peak)
-    eps = 1e-6
-    p = min(max(float(peak), eps), 1.0 - eps)
-    lp, ln = math.log(p / (1.0 - p)), math.log(normal_level / (1.0 - normal_level))
+    lp, ln = map_logit(peak), map_logit(normal_level)
     return 1.0 / (1.0 + math.exp(-(ln + 0.5 * (lp - ln))))

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from anomaly_inspection_core.detection.blur import deblurred_width, half_maximum_level
+from anomaly_inspection_core.detection.blur import deblurred_width, half_maximum_level, map_logit
 from anomaly_inspection_core.geometry.camera import CameraIntrinsics, Pose, matrix_to_quaternion
 
 logger = logging.getLogger(__name__)
@@ -341,8 +341,7 @@ def split_region_mask(
 def _split_crop(mask: np.ndarray, anomaly_map: np.ndarray, min_prominence: float, min_area_px: int,
                 max_levels: int) -> list[np.ndarray]:
     """:func:`split_region_mask` on the region's bounding box."""
-    p = np.clip(np.nan_to_num(np.asarray(anomaly_map, dtype=np.float64), nan=0.0), 1e-6, 1.0 - 1e-6)
-    values = np.where(mask, np.log(p / (1.0 - p)), -np.inf)
+    values = np.where(mask, map_logit(anomaly_map), -np.inf)
     vmax, vmin = float(values[mask].max()), float(values[mask].min())
     if vmax - vmin < min_prominence:
         return [mask]
