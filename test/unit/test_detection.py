@@ -152,11 +152,37 @@ def test_backbone_errors_name_the_problem(tmp_path):
         build_feature_extractor("resnet18", weights_path=tmp_path / "missing.pth")
 
 
-def test_lite0_features_have_two_scales_on_one_grid():
+def test_lite0_features_have_three_scales_pooled_onto_the_stride_8_grid():
     extractor = build_feature_extractor("efficientnet_lite0")
     with torch.inference_mode():
         maps = extractor(torch.zeros(1, 3, 128, 128))
-    assert [tuple(m.shape[1:]) for m in maps] == [(40, 16, 16), (112, 8, 8)]
+    assert [tuple(m.shape[1:]) for m in maps] == [(24, 32, 32), (40, 16, 16), (112, 8, 8)]
+    model = PatchCoreModel(PatchCoreConfig(image_size=128))
+    tensor = model.preprocess([texture(np.random.default_rng(0))])
+    features = model.embed(tensor)
+    assert tuple(features.shape) == (1, 16, 16, 24 + 40 + 112)
+    # the stride-4 layer's part of a patch is the mean of its 2x2 block of 3x3-averaged cells
+    with torch.inference_mode():
+        fine = torch.nn.functional.avg_pool2d(model.extractor(tensor)[0], 3, 1, 1, count_include_pad=False)
+        expected = torch.nn.functional.avg_pool2d(fine, 2).permute(0, 2, 3, 1)
+    torch.testing.assert_close(features[..., :24], expected)
+
+
+def test_model_fitted_on_two_layers_before_patch_stride_loads_with_its_own_grid(fitted, tmp_path):
+    """Models written before the default gained a stride-4 layer keep their layers and grid."""
+    rng = np.random.default_rng(5)
+    old = PatchCoreModel(PatchCoreConfig(image_size=IMAGE_SIZE, layers=("blocks.4", "blocks.10"), max_bank_size=500))
+    old.fit([texture(rng) for _ in range(6)], holdout_fraction=0.2)
+    model_dir = old.save(tmp_path / "old")
+    meta_path = model_dir / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["config"]["patch_stride"]
+    meta["config"]["layers"] = None  # as the old default was stored
+    meta_path.write_text(json.dumps(meta))
+    loaded = PatchCoreModel.load(model_dir)
+    assert loaded.config.layers == ("blocks.4", "blocks.10") and loaded.config.patch_stride == 8
+    image = fitted["anomalies"][0]
+    assert loaded.predict(image).raw_score == old.predict(image).raw_score
 
 
 def test_greedy_coreset_covers_every_cluster():

