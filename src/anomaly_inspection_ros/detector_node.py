@@ -65,6 +65,8 @@ class DetectorNodeConfig:
     # teaching (online fitting from normal frames)
     backbone: str = "efficientnet_lite0"
     image_size: int = field(default=320, metadata={"help": "model input size (short side) when teaching"})
+    layers: str = field(default="", metadata={
+        "help": "comma-separated backbone layers of a taught model ('' = the backbone's default)"})
     teach_max_frames: int = field(default=120, metadata={"help": "frames kept for teaching (see teach_thinning)"})
     teach_thinning: str = field(default="even", metadata={
         "help": "which frames go when teach_max_frames is reached: even (every other, the interval doubles) or "
@@ -236,13 +238,18 @@ class DetectorNode(Node):
 
         torch.set_num_threads(n or self._default_threads)
 
+    def _layers(self) -> tuple[str, ...] | None:
+        names = tuple(name.strip() for name in self.cfg.layers.split(",") if name.strip())
+        return names or None
+
     def _fit(self, frames: list[np.ndarray]) -> None:
         from anomaly_inspection_core.detection import PatchCoreConfig, PatchCoreModel
 
         t0 = time.perf_counter()
         self._set_threads(self.cfg.fit_threads)  # no frame is scored while fitting
         try:
-            model = PatchCoreModel(PatchCoreConfig(backbone=self.cfg.backbone, image_size=self.cfg.image_size,
+            model = PatchCoreModel(PatchCoreConfig(backbone=self.cfg.backbone, layers=self._layers(),
+                                                   image_size=self.cfg.image_size,
                                                    device=self.device, coreset_ratio=self.cfg.coreset_ratio,
                                                    max_bank_size=self.cfg.max_bank_size,
                                                    border_margin=self.cfg.border_margin))

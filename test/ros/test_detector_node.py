@@ -36,6 +36,7 @@ def test_detector_node_teach_then_score(ros_context, tmp_path):
         Parameter("image_size", value=128), Parameter("teach_min_interval_s", value=0.0),
         Parameter("max_rate_hz", value=20.0), Parameter("device", value="cpu"),
         Parameter("cpu_threads", value=1), Parameter("fit_threads", value=2),
+        Parameter("layers", value="blocks.4, blocks.10"),
         Parameter("teach_output_dir", value=str(tmp_path / "model"))])
     assert torch.get_num_threads() == 1
     probe = rclpy.create_node("probe", context=ros_context)
@@ -70,7 +71,8 @@ def test_detector_node_teach_then_score(ros_context, tmp_path):
             spin_until(ex, lambda: False, 0.05)
         assert call(False).success
         assert spin_until(ex, lambda: status and status[-1]["state"] == "ready", 120.0), status[-1:]
-        assert (tmp_path / "model" / "metadata.json").is_file()
+        meta = json.loads((tmp_path / "model" / "metadata.json").read_text())
+        assert meta["layers"] == ["blocks.4", "blocks.10"]  # the node's layers, not the default three
         assert torch.get_num_threads() == 1  # scoring threads again after the fit
 
         # a malformed image is dropped with a warning; the node keeps running
