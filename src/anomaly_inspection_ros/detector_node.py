@@ -238,17 +238,13 @@ class DetectorNode(Node):
 
         torch.set_num_threads(n or self._default_threads)
 
-    def _layers(self) -> tuple[str, ...] | None:
-        names = tuple(name.strip() for name in self.cfg.layers.split(",") if name.strip())
-        return names or None
-
     def _fit(self, frames: list[np.ndarray]) -> None:
-        from anomaly_inspection_core.detection import PatchCoreConfig, PatchCoreModel
+        from anomaly_inspection_core.detection import PatchCoreConfig, PatchCoreModel, parse_layers
 
         t0 = time.perf_counter()
         self._set_threads(self.cfg.fit_threads)  # no frame is scored while fitting
         try:
-            model = PatchCoreModel(PatchCoreConfig(backbone=self.cfg.backbone, layers=self._layers(),
+            model = PatchCoreModel(PatchCoreConfig(backbone=self.cfg.backbone, layers=parse_layers(self.cfg.layers),
                                                    image_size=self.cfg.image_size,
                                                    device=self.device, coreset_ratio=self.cfg.coreset_ratio,
                                                    max_bank_size=self.cfg.max_bank_size,

@@ -17,6 +17,7 @@ from anomaly_inspection_core.detection import (
     PatchCoreModel,
     build_feature_extractor,
     extract_regions,
+    parse_layers,
 )
 from anomaly_inspection_core.detection.coreset import greedy_coreset_indices
 
@@ -166,6 +167,11 @@ def test_lite0_features_have_three_scales_pooled_onto_the_stride_8_grid():
         fine = torch.nn.functional.avg_pool2d(model.extractor(tensor)[0], 3, 1, 1, count_include_pad=False)
         expected = torch.nn.functional.avg_pool2d(fine, 2).permute(0, 2, 3, 1)
     torch.testing.assert_close(features[..., :24], expected)
+
+
+def test_parse_layers_reads_a_comma_list_and_empty_means_the_default():
+    assert parse_layers("blocks.4, blocks.10,") == ("blocks.4", "blocks.10")
+    assert parse_layers("") is None and parse_layers(None) is None and parse_layers(" , ") is None
 
 
 def test_model_fitted_on_two_layers_before_patch_stride_loads_with_its_own_grid(fitted, tmp_path):

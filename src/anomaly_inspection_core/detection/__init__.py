@@ -20,6 +20,7 @@ _EXPORTS = {
     "SUPPORTED_BACKBONES": "backbones",
     "BackboneError": "backbones",
     "build_feature_extractor": "backbones",
+    "parse_layers": "backbones",
     "list_images": "images",
     "read_image_rgb": "images",
     "to_rgb_uint8": "images",

@@ -202,6 +202,12 @@ def _build_torchvision(name: str, weights_path: Path | None) -> list[tuple[str, 
     return [("stem", stem), ("layer1", net.layer1), ("layer2", net.layer2), ("layer3", net.layer3), ("layer4", net.layer4)]
 
 
+def parse_layers(text: str | None) -> tuple[str, ...] | None:
+    """``"blocks.4, blocks.10"`` -> ``("blocks.4", "blocks.10")``; empty -> ``None`` (the default)."""
+    names = tuple(name.strip() for name in (text or "").split(",") if name.strip())
+    return names or None
+
+
 def build_feature_extractor(
     name: str, layers: tuple[str, ...] | None = None, weights_path: str | os.PathLike | None = None
 ) -> FeatureExtractor:

@@ -62,7 +62,7 @@ def _load_model(path: Path, device: str):
 def run_fit(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .backbones import BackboneError
+    from .backbones import BackboneError, parse_layers
     from .datasets import train_images
     from .images import list_images, read_image_rgb
     from .patchcore import PatchCoreConfig, PatchCoreModel
@@ -77,7 +77,7 @@ def run_fit(args: argparse.Namespace) -> int:
         config = PatchCoreConfig(
             backbone=args.backbone,
             backbone_weights=str(args.backbone_weights) if args.backbone_weights else None,
-            layers=tuple(s.strip() for s in args.layers.split(",")) if args.layers else None,
+            layers=parse_layers(args.layers),
             image_size=args.image_size,
             coreset_ratio=args.coreset_ratio,
             max_bank_size=args.max_bank_size,
