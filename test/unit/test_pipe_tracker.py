@@ -344,11 +344,33 @@ def test_depth_guard_stops_motion_towards_a_close_obstacle() -> None:
     tracker = PipeTracker(PipeTrackerConfig(obstacle_m=0.45))
     pose = Pose()  # camera frame = map frame: the optical axis is map +z
     wall = OrientedPoints(points=np.array([[0.0, 0.0, 0.3], [0.05, 0.0, 0.32]]), normals=np.tile([0, 0, -1.0], (2, 1)))
-    v = tracker._depth_guard(wall, pose, np.array([0.2, 0.0, 0.4]))
+    v = tracker._depth_guard(wall, pose, 0.0, np.array([0.2, 0.0, 0.4]))
     assert v[2] < 0.0  # no longer towards the obstacle 0.3 m ahead: backing off
     assert v[0] == pytest.approx(0.2, abs=0.05)  # sideways motion kept
     far = OrientedPoints(points=np.array([[0.0, 0.0, 0.9]]), normals=np.array([[0, 0, -1.0]]))
-    assert np.allclose(tracker._depth_guard(far, pose, np.array([0.2, 0.0, 0.4])), [0.2, 0.0, 0.4])
+    fresh = PipeTracker(PipeTrackerConfig(obstacle_m=0.45))
+    assert np.allclose(fresh._depth_guard(far, pose, 0.0, np.array([0.2, 0.0, 0.4])), [0.2, 0.0, 0.4])
+
+
+@pytest.mark.parametrize("memory_s", [5.0, 0.0])
+def test_depth_guard_remembers_an_obstacle_that_left_the_view(memory_s: float) -> None:
+    # seen 0.3 m ahead, then the camera turns away (a search's yaw sweep, or the UAV drifted
+    # over the pipe): the remembered points still stop motion towards it, for memory_s only
+    from anomaly_inspection_core.control.cylinder_fit import OrientedPoints
+    from anomaly_inspection_core.geometry.camera import Pose
+
+    tracker = PipeTracker(PipeTrackerConfig(obstacle_m=0.45, obstacle_memory_s=memory_s))
+    wall = OrientedPoints(points=np.array([[0.0, 0.0, 0.3], [0.05, 0.0, 0.32]]), normals=np.tile([0, 0, -1.0], (2, 1)))
+    tracker._depth_guard(wall, Pose(), 0.0, np.zeros(3))
+    nothing = OrientedPoints(points=np.zeros((0, 3)), normals=np.zeros((0, 3)))
+    toward = np.array([0.0, 0.0, 0.3])
+    v = tracker._depth_guard(nothing, Pose(), 1.0, toward)
+    if memory_s > 0:
+        assert v[2] < 0.0 and tracker._guard_acted
+        # forgotten after memory_s
+        assert np.allclose(tracker._depth_guard(nothing, Pose(), 1.0 + memory_s + 0.1, toward), toward)
+    else:
+        assert np.allclose(v, toward) and not tracker._guard_acted
 
 
 @pytest.mark.parametrize("recovery", [True, False])

@@ -156,6 +156,12 @@ class PipeTrackerConfig:
     #: and is pushed back from it (an obstacle the pipe model does not know yet, such as the
     #: next piece of an inside turn seen late); 0 = off
     obstacle_m: float = 0.45
+    #: depth points that came within ``obstacle_m`` + ``max_speed_mps`` x 1 s of the camera are
+    #: remembered (map frame, by odometry) this long and kept in the depth guard after they
+    #: leave the view: a pipe under a UAV that has drifted over it, or behind it in a search's
+    #: yaw sweep, is out of a forward camera's view (a CI mission collided that way after
+    #: re-acquiring the pipe at its end, the guard having seen it at 0.44 m); 0 = current frame only
+    obstacle_memory_s: float = 5.0
     #: stall recovery: when the depth guard has held the UAV within 0.25 m for this long while
     #: tracking (something the pipe model does not explain blocks the way, e.g. the next piece
     #: of an inside turn seen too late to be recognised), back off along the pipe by
@@ -207,6 +213,8 @@ class PipeTrackerConfig:
             raise ValueError(f"view_elevation_deg must be in [0, 60], got {self.view_elevation_deg}")
         if not 0.0 <= self.riser_look_ahead_deg <= 30.0:
             raise ValueError(f"riser_look_ahead_deg must be in [0, 30], got {self.riser_look_ahead_deg}")
+        if not (self.obstacle_memory_s >= 0 and math.isfinite(self.obstacle_memory_s)):
+            raise ValueError(f"obstacle_memory_s must be finite and >= 0, got {self.obstacle_memory_s}")
         if self.stall_timeout_s < 0 or self.stall_backoff_m <= 0 or self.max_stalls < 1:
             raise ValueError("need stall_timeout_s >= 0, stall_backoff_m > 0 and max_stalls >= 1")
         if not math.isfinite(self.revisit_margin_m):
@@ -475,6 +483,8 @@ class PipeTracker:
         # stall recovery: where and since when the depth guard has held the UAV, how often it
         # was blocked near ``_stall_place``, and the back-off target (axial coordinate) if any
         self._guard_acted = False
+        #: near depth points of the last ``obstacle_memory_s``: (stamp, map-frame points) per frame
+        self._near_memory: list[tuple[float, np.ndarray]] = []
         self._hold_pos: np.ndarray | None = None
         self._hold_since = 0.0
         self._stall_place: np.ndarray | None = None
@@ -551,7 +561,7 @@ class PipeTracker:
                 self._last_fit_stamp = stamp
                 self._find_continuation(op, mask, est_cam, camera_pose, intrinsics)
             v_map, yaw_rate = self._control(camera_pose, stamp, est_cam is not None)
-            v_map = self._depth_guard(op, camera_pose, v_map)
+            v_map = self._depth_guard(op, camera_pose, stamp, v_map)
             self._check_stall(camera_pose, stamp)
 
         yaw = _camera_yaw(camera_pose)
@@ -577,23 +587,31 @@ class PipeTracker:
             distance_travelled=self._travelled, timing_ms=elapsed,
             inspecting=self.state == TrackerState.TRACKING and not self._end_probe, gimbal_pitch_deg=gimbal)
 
-    def _depth_guard(self, op: OrientedPoints, pose: Pose, v_map: np.ndarray) -> np.ndarray:
-        """Remove motion towards depth points closer than ``obstacle_m`` and push away from them."""
+    def _depth_guard(self, op: OrientedPoints, pose: Pose, stamp: float, v_map: np.ndarray) -> np.ndarray:
+        """Remove motion towards depth points closer than ``obstacle_m`` and push away from them.
+
+        The points are this frame's and the remembered near ones of the last
+        ``obstacle_memory_s`` (see :meth:`_remember_near`), so an obstacle that has left the
+        view still holds the UAV off."""
         cfg = self.config
         self._guard_acted = False
-        if cfg.obstacle_m <= 0 or len(op) == 0:
+        if cfg.obstacle_m <= 0:
             return v_map
-        dist = np.linalg.norm(op.points, axis=1)
+        pts = self._remember_near(op, pose, stamp)
+        if len(pts) == 0:
+            return v_map
+        rel = pts - pose.position
+        dist = np.linalg.norm(rel, axis=1)
         near = dist < cfg.obstacle_m
         self._guard_acted = bool(near.any())
         if not near.any():
             return v_map
         weights = (cfg.obstacle_m - dist[near])[:, None]
-        away_cam = -np.sum(weights * op.points[near] / dist[near, None], axis=0)
-        norm = float(np.linalg.norm(away_cam))
+        away = -np.sum(weights * rel[near] / np.maximum(dist[near, None], 1e-9), axis=0)
+        norm = float(np.linalg.norm(away))
         if norm < 1e-9:
             return v_map
-        away = pose.rotation @ (away_cam / norm)  # map frame, unit
+        away = away / norm  # map frame, unit
         toward = -float(np.dot(v_map, away))
         if toward > 0:
             v_map = v_map + toward * away
@@ -601,6 +619,24 @@ class PipeTracker:
         if self.state not in (TrackerState.DONE, TrackerState.ABORTED):
             self.message = f"obstacle {float(dist[near].min()):.2f} m ahead: backing off"
         return v_map + cfg.position_gain * depth_short * away
+
+    def _remember_near(self, op: OrientedPoints, pose: Pose, stamp: float) -> np.ndarray:
+        """This frame's depth points (map frame) plus the remembered near ones, newest first.
+
+        Points within ``obstacle_m + max_speed_mps x 1 s`` of the camera (what the UAV can
+        reach within a second) are kept for ``obstacle_memory_s``, thinned to one per 4 cm cell."""
+        cfg = self.config
+        cur = pose.transform_points(op.points) if len(op) else np.zeros((0, 3))
+        if cfg.obstacle_memory_s <= 0:
+            return cur
+        keep = np.linalg.norm(cur - pose.position, axis=1) < cfg.obstacle_m + cfg.max_speed_mps
+        near = cur[keep]
+        if len(near):
+            _, first = np.unique(np.floor(near / 0.04).astype(np.int64), axis=0, return_index=True)
+            near = near[np.sort(first)]
+        self._near_memory = [(t, p) for t, p in self._near_memory if stamp - t <= cfg.obstacle_memory_s]
+        self._near_memory.append((stamp, near))
+        return np.concatenate([cur] + [p for _, p in self._near_memory[:-1]], axis=0)
 
     def _check_stall(self, pose: Pose, stamp: float) -> None:
         """Start a back-off (or abort) when the UAV has been held in place too long while tracking.
