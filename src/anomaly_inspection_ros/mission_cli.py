@@ -200,7 +200,7 @@ def run_mission_command(args: argparse.Namespace) -> int:
     if status != 0:  # what each node said last: usually enough to see why
         for name, (proc, log_path) in procs.items():
             if proc is not coordinator:
-                print(f"mission: last lines of {log_path}:\n{_tail(log_path, 8)}", file=sys.stderr, flush=True)
+                print(f"mission: last lines of {log_path}:\n{_tail(log_path, 14)}", file=sys.stderr, flush=True)
     print(f"mission: {'complete' if status == 0 else 'FAILED'} in {elapsed:.0f} s; report: {out / 'report.html'}",
           flush=True)
     return 0 if status == 0 else 1

@@ -20,6 +20,8 @@ DONE/ABORTED, it commands a hover (zero velocity).
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Optional
@@ -100,6 +102,10 @@ class PipelineTrackerNode(Node):
         self._poses: dict[float, object] = {}
         self.last_command = None
         self.frames = 0
+        # the manoeuvre log: each change of what the tracker does (its message less the
+        # numbers), with where, so that a flight can be followed from the log alone
+        self._manoeuvre = ""
+        self._manoeuvre_logged: dict[str, float] = {}
 
         img_qos = qos_from_name(self.cfg.image_qos, depth=2)
         self.create_subscription(Image, "camera/depth/image_raw", self._on_depth, img_qos)
@@ -209,10 +215,25 @@ class PipelineTrackerNode(Node):
                 self.get_logger().error(text)
             else:
                 self.get_logger().info(text)
+        self._log_manoeuvre(t, pose, cmd)
         self._publish_status(cmd, header)
         if self.frames % 5 == 0 or cmd.state in (TrackerState.DONE, TrackerState.ABORTED):
             self._publish_markers(cmd, header)
             self._publish_path(header)
+
+    def _log_manoeuvre(self, t: float, pose, cmd) -> None:
+        """Log a change of manoeuvre (the message less its numbers) with the camera position;
+        one that comes back within 2 s of its last line (a depth guard acting on and off) is not
+        logged again."""
+        kind = re.sub(r"-?\d+(\.\d+)?", "#", cmd.message)
+        if kind == self._manoeuvre:
+            return
+        self._manoeuvre = kind
+        if t - self._manoeuvre_logged.get(kind, -math.inf) < 2.0:
+            return
+        self._manoeuvre_logged[kind] = t
+        x, y, z = (float(v) for v in pose.position)
+        self.get_logger().info(f"t={t:.1f} s at ({x:.2f}, {y:.2f}, {z:.2f}) {cmd.state.value}: {cmd.message}")
 
     def _publish_status(self, cmd, header: Header) -> None:
         st = PipelineTrackerStatus(header=Header(stamp=header.stamp, frame_id=header.frame_id))
