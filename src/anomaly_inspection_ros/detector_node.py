@@ -101,6 +101,12 @@ class DetectorNode(Node):
             raise ValueError(f"teach_max_frames must be >= 4 (a fit needs 4 frames), got {self.cfg.teach_max_frames}")
         if self.cfg.cpu_threads < 0 or self.cfg.fit_threads < 0:
             raise ValueError("cpu_threads and fit_threads must be >= 0")
+        from anomaly_inspection_core.detection import BackboneError, check_layers, parse_layers
+
+        try:  # at start, not after a teach pass has been flown for nothing
+            check_layers(self.cfg.backbone, parse_layers(self.cfg.layers))
+        except BackboneError as exc:
+            raise ValueError(f"parameters 'backbone'/'layers': {exc}") from exc
         self.warner = ThrottledWarner(self)
         self.device = self._resolve_device(self.cfg.device)
         import torch

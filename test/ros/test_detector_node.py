@@ -158,3 +158,15 @@ def test_teaching_keeps_only_gated_frames(ros_context):
         ex.shutdown()
         node.destroy_node()
         probe.destroy_node()
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"layers": "blocks.4,blocks.99"}, "has no layer 'blocks.99'; available: stem, blocks.0"),
+    ({"backbone": "resnet18", "layers": "blocks.4"}, "available: stem, layer1, layer2, layer3, layer4"),
+    ({"backbone": "vgg16"}, "unknown backbone 'vgg16'"),
+])
+def test_bad_backbone_or_layers_fail_at_start(ros_context, params, match):
+    # at start, not when the teach pass ends and the fit is tried
+    overrides = [Parameter(k, value=v) for k, v in params.items()]
+    with pytest.raises(ValueError, match=match):
+        DetectorNode(context=ros_context, parameter_overrides=overrides)

@@ -174,6 +174,22 @@ def test_parse_layers_reads_a_comma_list_and_empty_means_the_default():
     assert parse_layers("") is None and parse_layers(None) is None and parse_layers(" , ") is None
 
 
+def test_layer_names_match_the_networks_the_extractor_builds():
+    from anomaly_inspection_core.detection import BackboneError, check_layers
+    from anomaly_inspection_core.detection.backbones import layer_names
+
+    names = layer_names("efficientnet_lite0")
+    assert names[0] == "stem" and names[-1] == "blocks.15" and len(names) == 17
+    extractor = build_feature_extractor("efficientnet_lite0", ("blocks.15",))  # the last one builds
+    assert extractor.layers == ("blocks.15",)
+    check_layers("efficientnet_lite0", ("blocks.2", "blocks.4", "blocks.10"))
+    check_layers("efficientnet_lite0", None)
+    with pytest.raises(BackboneError, match="no layer 'blocks.16'"):
+        check_layers("efficientnet_lite0", ("blocks.16",))
+    with pytest.raises(BackboneError, match="unknown backbone"):
+        check_layers("lenet", None)
+
+
 def test_model_fitted_on_two_layers_before_patch_stride_loads_with_its_own_grid(fitted, tmp_path):
     """Models written before the default gained a stride-4 layer keep their layers and grid."""
     rng = np.random.default_rng(5)

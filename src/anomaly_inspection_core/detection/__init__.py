@@ -20,6 +20,7 @@ _EXPORTS = {
     "SUPPORTED_BACKBONES": "backbones",
     "BackboneError": "backbones",
     "build_feature_extractor": "backbones",
+    "check_layers": "backbones",
     "parse_layers": "backbones",
     "list_images": "images",
     "read_image_rgb": "images",

@@ -202,6 +202,37 @@ def _build_torchvision(name: str, weights_path: Path | None) -> list[tuple[str, 
     return [("stem", stem), ("layer1", net.layer1), ("layer2", net.layer2), ("layer3", net.layer3), ("layer4", net.layer4)]
 
 
+def layer_names(name: str) -> tuple[str, ...]:
+    """The layers of backbone ``name`` that can be tapped, in network order; no weights are read.
+
+    Raises :class:`BackboneError` for an unknown backbone."""
+    if name not in SUPPORTED_BACKBONES:
+        raise BackboneError(f"unknown backbone {name!r}; supported: {', '.join(SUPPORTED_BACKBONES)}")
+    if name not in _LITE_WEIGHT_PACKAGES:
+        return ("stem", "layer1", "layer2", "layer3", "layer4")
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:
+        raise BackboneError(
+            f"{name} needs the 'efficientnet-lite-pytorch' package (pip install efficientnet-lite-pytorch)"
+        ) from exc
+    blocks = len(EfficientNet.from_name(name.replace("_", "-"), image_size=None)._blocks)
+    return ("stem",) + tuple(f"blocks.{i}" for i in range(blocks))
+
+
+def check_layers(name: str, layers: tuple[str, ...] | None) -> None:
+    """Raise :class:`BackboneError` for an unknown backbone, or naming the valid layers when one
+    of ``layers`` is not one of backbone ``name``'s (``None``: its defaults, always valid)."""
+    if name not in SUPPORTED_BACKBONES:
+        raise BackboneError(f"unknown backbone {name!r}; supported: {', '.join(SUPPORTED_BACKBONES)}")
+    if not layers:
+        return
+    names = layer_names(name)
+    bad = [layer for layer in layers if layer not in names]
+    if bad:
+        raise BackboneError(f"backbone {name!r} has no layer {', '.join(map(repr, bad))}; available: {', '.join(names)}")
+
+
 def parse_layers(text: str | None) -> tuple[str, ...] | None:
     """``"blocks.4, blocks.10"`` -> ``("blocks.4", "blocks.10")``; empty -> ``None`` (the default)."""
     names = tuple(name.strip() for name in (text or "").split(",") if name.strip())
