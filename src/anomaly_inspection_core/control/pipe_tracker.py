@@ -617,7 +617,7 @@ class PipeTracker:
             v_map = v_map + toward * away
         depth_short = cfg.obstacle_m - float(dist[near].min())
         if self.state not in (TrackerState.DONE, TrackerState.ABORTED):
-            self.message = f"obstacle {float(dist[near].min()):.2f} m ahead: backing off"
+            self.message = f"obstacle {float(dist[near].min()):.2f} m away: backing off"
         return v_map + cfg.position_gain * depth_short * away
 
     def _remember_near(self, op: OrientedPoints, pose: Pose, stamp: float) -> np.ndarray:

@@ -202,12 +202,18 @@ def _build_torchvision(name: str, weights_path: Path | None) -> list[tuple[str, 
     return [("stem", stem), ("layer1", net.layer1), ("layer2", net.layer2), ("layer3", net.layer3), ("layer4", net.layer4)]
 
 
+def _spec(name: str) -> BackboneSpec:
+    """The :class:`BackboneSpec` of ``name``; :class:`BackboneError` for an unknown backbone."""
+    if name not in SUPPORTED_BACKBONES:
+        raise BackboneError(f"unknown backbone {name!r}; supported: {', '.join(SUPPORTED_BACKBONES)}")
+    return SUPPORTED_BACKBONES[name]
+
+
 def layer_names(name: str) -> tuple[str, ...]:
     """The layers of backbone ``name`` that can be tapped, in network order; no weights are read.
 
     Raises :class:`BackboneError` for an unknown backbone."""
-    if name not in SUPPORTED_BACKBONES:
-        raise BackboneError(f"unknown backbone {name!r}; supported: {', '.join(SUPPORTED_BACKBONES)}")
+    _spec(name)
     if name not in _LITE_WEIGHT_PACKAGES:
         return ("stem", "layer1", "layer2", "layer3", "layer4")
     try:
@@ -223,8 +229,7 @@ def layer_names(name: str) -> tuple[str, ...]:
 def check_layers(name: str, layers: tuple[str, ...] | None) -> None:
     """Raise :class:`BackboneError` for an unknown backbone, or naming the valid layers when one
     of ``layers`` is not one of backbone ``name``'s (``None``: its defaults, always valid)."""
-    if name not in SUPPORTED_BACKBONES:
-        raise BackboneError(f"unknown backbone {name!r}; supported: {', '.join(SUPPORTED_BACKBONES)}")
+    _spec(name)
     if not layers:
         return
     names = layer_names(name)
@@ -246,9 +251,7 @@ def build_feature_extractor(
 
     Raises :class:`BackboneError` for an unknown name or layer, or when weights are missing.
     """
-    if name not in SUPPORTED_BACKBONES:
-        raise BackboneError(f"unknown backbone {name!r}; supported: {', '.join(SUPPORTED_BACKBONES)}")
-    spec = SUPPORTED_BACKBONES[name]
+    spec = _spec(name)
     path = Path(weights_path).expanduser() if weights_path else None
     stages = _build_lite(name, path) if name in _LITE_WEIGHT_PACKAGES else _build_torchvision(name, path)
     extractor = FeatureExtractor(spec, stages, tuple(layers) if layers else spec.default_layers)
