@@ -103,8 +103,9 @@ class DetectorNode(Node):
             raise ValueError("cpu_threads and fit_threads must be >= 0")
         from anomaly_inspection_core.detection import BackboneError, check_layers, parse_layers
 
+        self._layers = parse_layers(self.cfg.layers)
         try:  # at start, not after a teach pass has been flown for nothing
-            check_layers(self.cfg.backbone, parse_layers(self.cfg.layers))
+            check_layers(self.cfg.backbone, self._layers)
         except BackboneError as exc:
             raise ValueError(f"parameters 'backbone'/'layers': {exc}") from exc
         self.warner = ThrottledWarner(self)
@@ -245,12 +246,12 @@ class DetectorNode(Node):
         torch.set_num_threads(n or self._default_threads)
 
     def _fit(self, frames: list[np.ndarray]) -> None:
-        from anomaly_inspection_core.detection import PatchCoreConfig, PatchCoreModel, parse_layers
+        from anomaly_inspection_core.detection import PatchCoreConfig, PatchCoreModel
 
         t0 = time.perf_counter()
         self._set_threads(self.cfg.fit_threads)  # no frame is scored while fitting
         try:
-            model = PatchCoreModel(PatchCoreConfig(backbone=self.cfg.backbone, layers=parse_layers(self.cfg.layers),
+            model = PatchCoreModel(PatchCoreConfig(backbone=self.cfg.backbone, layers=self._layers,
                                                    image_size=self.cfg.image_size,
                                                    device=self.device, coreset_ratio=self.cfg.coreset_ratio,
                                                    max_bank_size=self.cfg.max_bank_size,
