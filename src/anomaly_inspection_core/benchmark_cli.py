@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 def _add_detector_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--neighbourhood", help="feature neighbourhood side(s), as for `fit` (default: the backbone's)")
     parser.add_argument("--n-train", type=int, default=200, help="normal images to fit on (default 200)")
     parser.add_argument("--n-test", type=int, default=150, help="test images per class and cell type")
     parser.add_argument("--no-elpv", action="store_true", help="skip the ELPV solar-cell benchmark")
@@ -216,7 +217,14 @@ def run_detector(args: argparse.Namespace) -> int:
     """Accuracy (ELPV, synthetic) and speed of the anomaly detector; prints a table."""
     import torch
 
-    config_kwargs = {"backbone": args.backbone, "image_size": args.image_size, "seed": args.seed}
+    from .detection.backbones import parse_neighbourhood
+
+    try:
+        neighbourhood = parse_neighbourhood(args.neighbourhood)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    config_kwargs = {"backbone": args.backbone, "image_size": args.image_size, "seed": args.seed,
+                     "neighbourhood": neighbourhood}
     results: dict = {
         "machine": {"cpu_threads": torch.get_num_threads(), "platform": platform.platform()},
         "config": config_kwargs,

@@ -67,6 +67,9 @@ class DetectorNodeConfig:
     image_size: int = field(default=320, metadata={"help": "model input size (short side) when teaching"})
     layers: str = field(default="", metadata={
         "help": "comma-separated backbone layers of a taught model ('' = the backbone's default)"})
+    neighbourhood: str = field(default="", metadata={
+        "help": "side of the square a taught model averages each layer's features over: one odd size or one per "
+                "layer, comma-separated ('' = the backbone's default; Lite0: 1, none)"})
     teach_max_frames: int = field(default=120, metadata={"help": "frames kept for teaching (see teach_thinning)"})
     teach_thinning: str = field(default="even", metadata={
         "help": "which frames go when teach_max_frames is reached: even (every other, the interval doubles) or "
@@ -102,12 +105,21 @@ class DetectorNode(Node):
         if self.cfg.cpu_threads < 0 or self.cfg.fit_threads < 0:
             raise ValueError("cpu_threads and fit_threads must be >= 0")
         from anomaly_inspection_core.detection import BackboneError, check_layers, parse_layers
+        from anomaly_inspection_core.detection.backbones import SUPPORTED_BACKBONES, parse_neighbourhood
 
         self._layers = parse_layers(self.cfg.layers)
         try:  # at start, not after a teach pass has been flown for nothing
             check_layers(self.cfg.backbone, self._layers)
         except BackboneError as exc:
             raise ValueError(f"parameters 'backbone'/'layers': {exc}") from exc
+        try:
+            self._neighbourhood = parse_neighbourhood(self.cfg.neighbourhood)
+        except ValueError as exc:
+            raise ValueError(f"parameter 'neighbourhood': {exc}") from exc
+        n_layers = len(self._layers or SUPPORTED_BACKBONES[self.cfg.backbone].default_layers)
+        if self._neighbourhood and len(self._neighbourhood) not in (1, n_layers):
+            raise ValueError(f"parameter 'neighbourhood': {self.cfg.neighbourhood!r} gives {len(self._neighbourhood)} "
+                             f"sizes for {n_layers} layers (one size, or one per layer)")
         self.warner = ThrottledWarner(self)
         self.device = self._resolve_device(self.cfg.device)
         import torch
@@ -252,6 +264,7 @@ class DetectorNode(Node):
         self._set_threads(self.cfg.fit_threads)  # no frame is scored while fitting
         try:
             model = PatchCoreModel(PatchCoreConfig(backbone=self.cfg.backbone, layers=self._layers,
+                                                   neighbourhood=self._neighbourhood,
                                                    image_size=self.cfg.image_size,
                                                    device=self.device, coreset_ratio=self.cfg.coreset_ratio,
                                                    max_bank_size=self.cfg.max_bank_size,

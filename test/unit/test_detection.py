@@ -162,11 +162,38 @@ def test_lite0_features_have_three_scales_pooled_onto_the_stride_8_grid():
     tensor = model.preprocess([texture(np.random.default_rng(0))])
     features = model.embed(tensor)
     assert tuple(features.shape) == (1, 16, 16, 24 + 40 + 112)
-    # the stride-4 layer's part of a patch is the mean of its 2x2 block of 3x3-averaged cells
+    # Lite0 averages over no neighbourhood: the stride-4 layer's part of a patch is the mean of its
+    # 2x2 block of cells, the stride-8 layer's part is its own cell
+    assert model.neighbourhoods == (1, 1, 1)
     with torch.inference_mode():
-        fine = torch.nn.functional.avg_pool2d(model.extractor(tensor)[0], 3, 1, 1, count_include_pad=False)
-        expected = torch.nn.functional.avg_pool2d(fine, 2).permute(0, 2, 3, 1)
+        maps = model.extractor(tensor)
+        expected = torch.nn.functional.avg_pool2d(maps[0], 2).permute(0, 2, 3, 1)
     torch.testing.assert_close(features[..., :24], expected)
+    torch.testing.assert_close(features[..., 24:64], maps[1].permute(0, 2, 3, 1))
+    # with 3 for the first layer, 1 for the others: its cells are 3x3-averaged first
+    model3 = PatchCoreModel(PatchCoreConfig(image_size=128, neighbourhood=(3, 1, 1)))
+    features3 = model3.embed(tensor)
+    with torch.inference_mode():
+        fine = torch.nn.functional.avg_pool2d(maps[0], 3, 1, 1, count_include_pad=False)
+    torch.testing.assert_close(features3[..., :24], torch.nn.functional.avg_pool2d(fine, 2).permute(0, 2, 3, 1))
+    torch.testing.assert_close(features3[..., 24:], features[..., 24:])
+
+
+def test_neighbourhood_is_checked_and_parsed():
+    from anomaly_inspection_core.detection.backbones import default_neighbourhood, parse_neighbourhood
+
+    assert parse_neighbourhood("1, 1,3") == (1, 1, 3) and parse_neighbourhood("") is None
+    assert default_neighbourhood("efficientnet_lite0") == 1 and default_neighbourhood("wide_resnet50_2") == 3
+    for bad in ("2", "0", "11", "a,3"):
+        with pytest.raises(ValueError, match="neighbourhood"):
+            parse_neighbourhood(bad)
+    assert PatchCoreConfig(neighbourhood=3).neighbourhood == (3,)
+    with pytest.raises(ValueError, match="odd"):
+        PatchCoreConfig(neighbourhood=(3, 4))
+    with pytest.raises(ValueError, match="one per layer"):
+        PatchCoreConfig(layers=("blocks.4", "blocks.10"), neighbourhood=(1, 1, 3))
+    with pytest.raises(ValueError, match="one per layer"):  # Lite0's default layers are three
+        PatchCoreModel(PatchCoreConfig(image_size=64, neighbourhood=(1, 3))).neighbourhoods
 
 
 def test_parse_layers_reads_a_comma_list_and_empty_means_the_default():
@@ -191,18 +218,21 @@ def test_layer_names_match_the_networks_the_extractor_builds():
 
 
 def test_model_fitted_on_two_layers_before_patch_stride_loads_with_its_own_grid(fitted, tmp_path):
-    """Models written before the default gained a stride-4 layer keep their layers and grid."""
+    """Models written before the default gained a stride-4 layer keep their layers, grid and 3x3
+    neighbourhood."""
     rng = np.random.default_rng(5)
-    old = PatchCoreModel(PatchCoreConfig(image_size=IMAGE_SIZE, layers=("blocks.4", "blocks.10"), max_bank_size=500))
+    old = PatchCoreModel(PatchCoreConfig(image_size=IMAGE_SIZE, layers=("blocks.4", "blocks.10"), max_bank_size=500,
+                                         neighbourhood=3))
     old.fit([texture(rng) for _ in range(6)], holdout_fraction=0.2)
     model_dir = old.save(tmp_path / "old")
     meta_path = model_dir / "metadata.json"
     meta = json.loads(meta_path.read_text())
-    del meta["config"]["patch_stride"]
+    del meta["config"]["patch_stride"], meta["config"]["neighbourhood"], meta["neighbourhood"]
     meta["config"]["layers"] = None  # as the old default was stored
     meta_path.write_text(json.dumps(meta))
     loaded = PatchCoreModel.load(model_dir)
     assert loaded.config.layers == ("blocks.4", "blocks.10") and loaded.config.patch_stride == 8
+    assert loaded.neighbourhoods == (3, 3)
     image = fitted["anomalies"][0]
     assert loaded.predict(image).raw_score == old.predict(image).raw_score
 
@@ -326,7 +356,11 @@ def test_calibration_rules():
 def test_border_margin_ignores_edge_responses_but_keeps_the_map():
     rng = np.random.default_rng(11)
     train = [texture(rng) for _ in range(12)]
-    model = PatchCoreModel(PatchCoreConfig(image_size=IMAGE_SIZE, max_bank_size=2000, border_margin=0.15))
+    # 3x3 neighbourhoods: fitted on these 10 images of this periodic texture without averaging, the
+    # normal surface sits near the pixel threshold (regions on 2 of 5 new normal images; none with
+    # 38 training images), and the stain's region swallowed the interior
+    model = PatchCoreModel(PatchCoreConfig(image_size=IMAGE_SIZE, max_bank_size=2000, border_margin=0.15,
+                                           neighbourhood=3))
     model.fit(train, holdout_fraction=0.2)
 
     image = texture(rng)

