@@ -104,8 +104,8 @@ class DetectorNode(Node):
             raise ValueError(f"teach_max_frames must be >= 4 (a fit needs 4 frames), got {self.cfg.teach_max_frames}")
         if self.cfg.cpu_threads < 0 or self.cfg.fit_threads < 0:
             raise ValueError("cpu_threads and fit_threads must be >= 0")
-        from anomaly_inspection_core.detection import BackboneError, check_layers, parse_layers
-        from anomaly_inspection_core.detection.backbones import SUPPORTED_BACKBONES, parse_neighbourhood
+        from anomaly_inspection_core.detection import BackboneError, PatchCoreConfig, check_layers, parse_layers
+        from anomaly_inspection_core.detection.backbones import parse_neighbourhood
 
         self._layers = parse_layers(self.cfg.layers)
         try:  # at start, not after a teach pass has been flown for nothing
@@ -114,12 +114,9 @@ class DetectorNode(Node):
             raise ValueError(f"parameters 'backbone'/'layers': {exc}") from exc
         try:
             self._neighbourhood = parse_neighbourhood(self.cfg.neighbourhood)
+            PatchCoreConfig(backbone=self.cfg.backbone, layers=self._layers, neighbourhood=self._neighbourhood)
         except ValueError as exc:
             raise ValueError(f"parameter 'neighbourhood': {exc}") from exc
-        n_layers = len(self._layers or SUPPORTED_BACKBONES[self.cfg.backbone].default_layers)
-        if self._neighbourhood and len(self._neighbourhood) not in (1, n_layers):
-            raise ValueError(f"parameter 'neighbourhood': {self.cfg.neighbourhood!r} gives {len(self._neighbourhood)} "
-                             f"sizes for {n_layers} layers (one size, or one per layer)")
         self.warner = ThrottledWarner(self)
         self.device = self._resolve_device(self.cfg.device)
         import torch

@@ -184,16 +184,17 @@ def test_neighbourhood_is_checked_and_parsed():
 
     assert parse_neighbourhood("1, 1,3") == (1, 1, 3) and parse_neighbourhood("") is None
     assert default_neighbourhood("efficientnet_lite0") == 1 and default_neighbourhood("wide_resnet50_2") == 3
-    for bad in ("2", "0", "11", "a,3"):
-        with pytest.raises(ValueError, match="neighbourhood"):
-            parse_neighbourhood(bad)
+    with pytest.raises(ValueError, match="odd integers"):
+        parse_neighbourhood("a,3")
+    for bad in ((2,), (0,), (11,), (3, 4)):
+        with pytest.raises(ValueError, match="neighbourhood must be odd"):
+            PatchCoreConfig(neighbourhood=bad)
     assert PatchCoreConfig(neighbourhood=3).neighbourhood == (3,)
-    with pytest.raises(ValueError, match="odd"):
-        PatchCoreConfig(neighbourhood=(3, 4))
-    with pytest.raises(ValueError, match="one per layer"):
+    assert PatchCoreModel(PatchCoreConfig(image_size=64, neighbourhood=3)).neighbourhoods == (3, 3, 3)
+    with pytest.raises(ValueError, match="gives 3 sizes for 2 layers"):
         PatchCoreConfig(layers=("blocks.4", "blocks.10"), neighbourhood=(1, 1, 3))
-    with pytest.raises(ValueError, match="one per layer"):  # Lite0's default layers are three
-        PatchCoreModel(PatchCoreConfig(image_size=64, neighbourhood=(1, 3))).neighbourhoods
+    with pytest.raises(ValueError, match="gives 2 sizes for 3 layers"):  # Lite0's default layers are three
+        PatchCoreConfig(neighbourhood=(1, 3))
 
 
 def test_parse_layers_reads_a_comma_list_and_empty_means_the_default():

@@ -251,14 +251,12 @@ def default_neighbourhood(name: str) -> int:
 
 def parse_neighbourhood(text: str | None) -> tuple[int, ...] | None:
     """``"1"`` -> ``(1,)`` (every layer), ``"1, 1, 3"`` -> one per layer; empty -> ``None`` (the
-    backbone's default). :class:`ValueError` for anything but odd sizes 1-9."""
-    parts = [p.strip() for p in (text or "").split(",") if p.strip()]
+    backbone's default). :class:`ValueError` for anything but integers; the sizes themselves
+    are checked by ``PatchCoreConfig``."""
     try:
-        sizes = tuple(int(p) for p in parts)
+        sizes = tuple(int(p) for p in (text or "").split(",") if p.strip())
     except ValueError:
         raise ValueError(f"neighbourhood must be odd integers separated by commas, got {text!r}") from None
-    if any(k < 1 or k > 9 or k % 2 == 0 for k in sizes):
-        raise ValueError(f"neighbourhood sizes must be odd, 1-9, got {text!r}")
     return sizes or None
 
 

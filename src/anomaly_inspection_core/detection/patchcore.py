@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .backbones import FeatureExtractor, build_feature_extractor, default_neighbourhood
+from .backbones import SUPPORTED_BACKBONES, FeatureExtractor, build_feature_extractor, default_neighbourhood
 from .blur import point_spread_from_probe
 from .coreset import greedy_coreset_indices
 from .images import to_rgb_uint8
@@ -120,8 +120,11 @@ class PatchCoreConfig:
             sizes = (self.neighbourhood,) if isinstance(self.neighbourhood, int) else tuple(self.neighbourhood)
             if not sizes or any(int(k) != k or k < 1 or k > 9 or k % 2 == 0 for k in sizes):
                 raise ValueError(f"neighbourhood must be odd sizes in [1, 9], got {self.neighbourhood}")
-            if self.layers is not None and len(sizes) not in (1, len(self.layers)):
-                raise ValueError(f"neighbourhood {sizes} must give one size or one per layer ({len(self.layers)})")
+            spec = SUPPORTED_BACKBONES.get(self.backbone)
+            n_layers = len(self.layers) if self.layers is not None else len(spec.default_layers) if spec else None
+            if n_layers is not None and len(sizes) not in (1, n_layers):
+                raise ValueError(f"neighbourhood {sizes} gives {len(sizes)} sizes for {n_layers} layers "
+                                 "(one size, or one per layer)")
             self.neighbourhood = tuple(int(k) for k in sizes)
         if not 32 <= int(self.image_size) <= 2048:
             raise ValueError(f"image_size must be in [32, 2048], got {self.image_size}")
@@ -305,13 +308,8 @@ class PatchCoreModel:
     @property
     def neighbourhoods(self) -> tuple[int, ...]:
         """The neighbourhood side each layer's map is averaged over, one per layer."""
-        n_layers = len(self.extractor.layers)
         sizes = self.config.neighbourhood or (default_neighbourhood(self.config.backbone),)
-        if len(sizes) == 1:
-            return sizes * n_layers
-        if len(sizes) != n_layers:
-            raise ValueError(f"neighbourhood {sizes} must give one size or one per layer ({n_layers})")
-        return sizes
+        return sizes * len(self.extractor.layers) if len(sizes) == 1 else sizes
 
     def embed(self, tensor: torch.Tensor) -> torch.Tensor:
         """Normalised image batch -> locally aware patch features ``(B, h, w, D)``."""
