@@ -218,13 +218,14 @@ def run_detector(args: argparse.Namespace) -> int:
     import torch
 
     from .detection.backbones import parse_neighbourhood
+    from .detection.patchcore import PatchCoreConfig
 
     try:
-        neighbourhood = parse_neighbourhood(args.neighbourhood)
+        config_kwargs = {"backbone": args.backbone, "image_size": args.image_size, "seed": args.seed,
+                         "neighbourhood": parse_neighbourhood(args.neighbourhood)}
+        PatchCoreConfig(**config_kwargs)  # a bad value fails here, not after the first data set
     except ValueError as exc:
         raise CliError(str(exc)) from exc
-    config_kwargs = {"backbone": args.backbone, "image_size": args.image_size, "seed": args.seed,
-                     "neighbourhood": neighbourhood}
     results: dict = {
         "machine": {"cpu_threads": torch.get_num_threads(), "platform": platform.platform()},
         "config": config_kwargs,

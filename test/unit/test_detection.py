@@ -309,6 +309,10 @@ def test_cli_fit_predict_evaluate(tmp_path):
     assert rows[0] == "path,label,score,predicted" and len(rows) == 7
     assert (tmp_path / "ev" / "roc.png").is_file() and (tmp_path / "ev" / "pr.png").is_file()
     assert main(["predict", "--model", str(tmp_path / "nope"), str(root), "--out", str(tmp_path / "x")]) == 2
+    # a bad neighbourhood is a clear error before any work (exit 2), for fit and the benchmark alike
+    assert main(["fit", "--dataset", str(root), "--out", str(tmp_path / "m2"), "--neighbourhood", "2"]) == 2
+    assert not (tmp_path / "m2").exists()
+    assert main(["benchmark", "detector", "--no-elpv", "--proxy", "none", "--neighbourhood", "1,3"]) == 2
 
 
 def test_mvtec_layout_variants_hidden_files_and_mask_names(tmp_path):
