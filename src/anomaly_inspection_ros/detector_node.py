@@ -107,18 +107,20 @@ class DetectorNode(Node):
         from anomaly_inspection_core.detection import BackboneError, PatchCoreConfig, check_layers, parse_layers
         from anomaly_inspection_core.detection.backbones import parse_neighbourhood
 
-        self._layers = parse_layers(self.cfg.layers)
-        try:  # at start, not after a teach pass has been flown for nothing
-            check_layers(self.cfg.backbone, self._layers)
-        except BackboneError as exc:
-            raise ValueError(f"parameters 'backbone'/'layers': {exc}") from exc
-        try:
-            self._neighbourhood = parse_neighbourhood(self.cfg.neighbourhood)
-            PatchCoreConfig(backbone=self.cfg.backbone, layers=self._layers, neighbourhood=self._neighbourhood)
-        except ValueError as exc:
-            raise ValueError(f"parameter 'neighbourhood': {exc}") from exc
         self.warner = ThrottledWarner(self)
         self.device = self._resolve_device(self.cfg.device)
+        layers = parse_layers(self.cfg.layers)
+        try:  # at start, not after a teach pass has been flown for nothing
+            check_layers(self.cfg.backbone, layers)
+        except BackboneError as exc:
+            raise ValueError(f"parameters 'backbone'/'layers': {exc}") from exc
+        try:  # the configuration of the model a teach pass fits
+            self._teach_config = PatchCoreConfig(
+                backbone=self.cfg.backbone, layers=layers, neighbourhood=parse_neighbourhood(self.cfg.neighbourhood),
+                image_size=self.cfg.image_size, device=self.device, coreset_ratio=self.cfg.coreset_ratio,
+                max_bank_size=self.cfg.max_bank_size, border_margin=self.cfg.border_margin)
+        except ValueError as exc:
+            raise ValueError(f"teach parameters: {exc}") from exc
         import torch
 
         self._default_threads = torch.get_num_threads()
@@ -255,17 +257,12 @@ class DetectorNode(Node):
         torch.set_num_threads(n or self._default_threads)
 
     def _fit(self, frames: list[np.ndarray]) -> None:
-        from anomaly_inspection_core.detection import PatchCoreConfig, PatchCoreModel
+        from anomaly_inspection_core.detection import PatchCoreModel
 
         t0 = time.perf_counter()
         self._set_threads(self.cfg.fit_threads)  # no frame is scored while fitting
         try:
-            model = PatchCoreModel(PatchCoreConfig(backbone=self.cfg.backbone, layers=self._layers,
-                                                   neighbourhood=self._neighbourhood,
-                                                   image_size=self.cfg.image_size,
-                                                   device=self.device, coreset_ratio=self.cfg.coreset_ratio,
-                                                   max_bank_size=self.cfg.max_bank_size,
-                                                   border_margin=self.cfg.border_margin))
+            model = PatchCoreModel(self._teach_config)
             model.fit(frames, holdout_fraction=self.cfg.teach_holdout_fraction)
             if self.cfg.teach_output_dir:
                 model.save(Path(self.cfg.teach_output_dir))

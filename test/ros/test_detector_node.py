@@ -164,7 +164,7 @@ def test_teaching_keeps_only_gated_frames(ros_context):
     ({"layers": "blocks.4,blocks.99"}, "has no layer 'blocks.99'; available: stem, blocks.0"),
     ({"backbone": "resnet18", "layers": "blocks.4"}, "available: stem, layer1, layer2, layer3, layer4"),
     ({"backbone": "vgg16"}, "unknown backbone 'vgg16'"),
-    ({"neighbourhood": "2"}, "parameter 'neighbourhood': neighbourhood must be odd sizes"),
+    ({"neighbourhood": "2"}, "teach parameters: neighbourhood must be odd sizes"),
     ({"layers": "blocks.4,blocks.10", "neighbourhood": "1,1,3"}, "gives 3 sizes for 2 layers"),
 ])
 def test_bad_backbone_or_layers_fail_at_start(ros_context, params, match):
