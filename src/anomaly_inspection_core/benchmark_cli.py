@@ -24,6 +24,7 @@ def _add_detector_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument("--neighbourhood", help="feature neighbourhood side(s), as for `fit` (default: the backbone's)")
+    parser.add_argument("--max-bank-size", type=int, default=6000, help="memory bank bound, as for `fit` (0 = no bound)")
     parser.add_argument("--n-train", type=int, default=200, help="normal images to fit on (default 200)")
     parser.add_argument("--n-test", type=int, default=150, help="test images per class and cell type")
     parser.add_argument("--no-elpv", action="store_true", help="skip the ELPV solar-cell benchmark")
@@ -222,7 +223,7 @@ def run_detector(args: argparse.Namespace) -> int:
 
     try:
         config_kwargs = {"backbone": args.backbone, "image_size": args.image_size, "seed": args.seed,
-                         "neighbourhood": parse_neighbourhood(args.neighbourhood)}
+                         "neighbourhood": parse_neighbourhood(args.neighbourhood), "max_bank_size": args.max_bank_size}
         PatchCoreConfig(**config_kwargs)  # a bad value fails here, not after the first data set
     except ValueError as exc:
         raise CliError(str(exc)) from exc

@@ -313,6 +313,7 @@ def test_cli_fit_predict_evaluate(tmp_path):
     assert main(["fit", "--dataset", str(root), "--out", str(tmp_path / "m2"), "--neighbourhood", "2"]) == 2
     assert not (tmp_path / "m2").exists()
     assert main(["benchmark", "detector", "--no-elpv", "--proxy", "none", "--neighbourhood", "1,3"]) == 2
+    assert main(["benchmark", "detector", "--no-elpv", "--proxy", "none", "--max-bank-size", "-1"]) == 2
 
 
 def test_mvtec_layout_variants_hidden_files_and_mask_names(tmp_path):
