@@ -86,6 +86,12 @@ class MapperNodeConfig:
                 "frames, while detected in weak_min_hit_ratio of the frames that saw it: weak but consistent; 0 = off"})
     weak_min_hit_ratio: float = field(default=0.6, metadata={
         "help": "see weak_min_views: the share of the frames that saw a weak defect that must have detected it"})
+    brief_min_views: int = field(default=0, metadata={
+        "help": "a defect seen in fewer than min_views frames (but at least this many) is reported anyway while it "
+                "scores at least brief_min_score and is detected in brief_min_hit_ratio of the frames that saw it: "
+                "strong but brief (a robot passing by); 0 = off"})
+    brief_min_score: float = field(default=0.8, metadata={"help": "see brief_min_views"})
+    brief_min_hit_ratio: float = field(default=1.0, metadata={"help": "see brief_min_views"})
     visibility_border: float = field(default=0.075, metadata={
         "help": "fraction of each image side along the edges where a defect does not count as in view and a "
                 "region reaching it is a partial view (the detector's border_margin: no regions are extracted "
@@ -164,7 +170,10 @@ class MapperNode(Node):
                                               size_rule=self.cfg.size_rule, inspection_box=self._inspection_box(),
                                               min_hit_ratio=self.cfg.min_hit_ratio,
                                               weak_min_views=self.cfg.weak_min_views,
-                                              weak_min_hit_ratio=self.cfg.weak_min_hit_ratio))
+                                              weak_min_hit_ratio=self.cfg.weak_min_hit_ratio,
+                                              brief_min_views=self.cfg.brief_min_views,
+                                              brief_min_score=self.cfg.brief_min_score,
+                                              brief_min_hit_ratio=self.cfg.brief_min_hit_ratio))
         n = max(4, int(self.cfg.buffer_size))
         self.depth_buf, self.pose_buf = _StampBuffer(n), _StampBuffer(n)
         # colour images wait here for the detector (~1 s behind on a loaded CPU): keep enough of them

@@ -311,6 +311,41 @@ def test_weak_but_consistent_track_is_confirmed_after_many_views_and_only_while_
         FusionConfig(min_views=2, weak_min_views=6, weak_min_hit_ratio=0.0)
 
 
+def test_strong_but_brief_track_is_confirmed_with_few_views_and_only_while_detected_in_each() -> None:
+    """An AGV passing a 10 cm dent had it in view in 4 frames and flagged it in all 4 (score 0.99),
+    under the 6-view rule; false tracks of unfamiliar views scored 0.47-0.64 or came and went."""
+    intr = CameraIntrinsics(160, 120, 100.0, 100.0, 80.0, 60.0)
+    spot, faint = np.array([1.0, 0.0, 0.0]), np.array([1.5, 0.0, 0.0])
+    above = Pose.looking_at(np.array([1.25, 0.0, 1.0]), np.array([1.25, 0.0, 0.0]), up=(0.0, 1.0, 0.0))
+    floor = np.ones((120, 160), np.float32)
+    cfg = dict(min_views=6, min_score=0.45, min_hit_ratio=0.4)
+    brief, strict = DefectFuser(FusionConfig(**cfg, brief_min_views=3)), DefectFuser(FusionConfig(**cfg))
+    for k in range(3):
+        for fuser in (brief, strict):
+            fuser.update([det(spot, float(k), score=0.95), det(faint, float(k), score=0.6)])
+            fuser.observe_frame(float(k), above, intr, floor)
+        if k < 2:
+            assert not brief.confirmed()
+    strong = min(brief.all(), key=lambda t: np.linalg.norm(t.position - spot))
+    weak = min(brief.all(), key=lambda t: np.linalg.norm(t.position - faint))
+    assert [t.id for t in brief.confirmed()] == [strong.id] and not strict.confirmed()
+    assert brief.unmet_rules(strong) == []
+    assert brief.unmet_rules(weak) == ["3 views < 6 and score 0.60 < 0.80"]
+    assert strict.unmet_rules(strict.all()[0]) == ["3 views < 6"]
+    # a 4th frame that sees it and misses it retracts it (3 of 4 < 1.0)...
+    brief.observe_frame(3.0, above, intr, floor)
+    assert not brief.confirmed()
+    assert brief.unmet_rules(strong) == ["3 views < 6 and detected in 3 of 4 < 1.00"]
+    # ...and the 6-view rule, once met, does not retract
+    for k in range(4, 7):
+        brief.update([det(spot, float(k), score=0.95)])
+        brief.observe_frame(float(k), above, intr, floor)
+    assert [t.id for t in brief.confirmed()] == [strong.id]
+    for bad in (dict(brief_min_views=6), dict(brief_min_views=-1), dict(brief_min_views=3, brief_min_hit_ratio=0.0)):
+        with pytest.raises(ValueError, match="brief_min"):
+            FusionConfig(**cfg | bad)
+
+
 def test_a_track_reports_the_defects_size_and_gates_on_its_regions_extent() -> None:
     """Regions are a blur's width wider than the defect: association and the max-size rule use
     the regions' extent, the report the estimated size."""

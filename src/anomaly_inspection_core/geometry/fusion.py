@@ -18,7 +18,9 @@ weighted median (a mis-association or a bad depth), so one poor view does not dr
 A track is *confirmed* (reported) once it has ``min_views`` distinct frames (``min_whole_views``
 of them not cut by the image edge or the detector's border band) and its fused score is at
 least ``min_score`` (or, with ``weak_min_views``, while it has that many frames and is detected
-in ``weak_min_hit_ratio`` of the frames that saw it, whatever its score);
+in ``weak_min_hit_ratio`` of the frames that saw it, whatever its score; or, with
+``brief_min_views``, with fewer frames than ``min_views`` while it scores at least
+``brief_min_score`` and is detected in ``brief_min_hit_ratio`` of the frames that saw it);
 with ``max_size_m`` it must also be no larger than that (its regions' extent, or with
 ``size_rule="size"`` its estimated size; an anomalous area metres long is an
 unfamiliar view of the asset, e.g. an elbow seen from an angle the teach pass never flew, not a
@@ -84,6 +86,16 @@ class FusionConfig:
     # 0 = off.
     weak_min_views: int = 0
     weak_min_hit_ratio: float = 0.6
+    # Strong but brief: a track with fewer than ``min_views`` frames (but at least this many) is
+    # confirmed anyway while its score is at least ``brief_min_score`` and it is detected in
+    # ``brief_min_hit_ratio`` of the frames that saw it. A robot driving past a defect may have it
+    # in view in only a few frames; seen clearly in every one of them it is real, while the false
+    # patches of unfamiliar views score low or come and go. Like the consistency rules, "the frames
+    # that saw it" are those since the track was first detected (DefectFuser.observe_frame).
+    # 0 = off.
+    brief_min_views: int = 0
+    brief_min_score: float = 0.8
+    brief_min_hit_ratio: float = 1.0
 
     def __post_init__(self) -> None:
         if self.inspection_box is not None:
@@ -111,6 +123,13 @@ class FusionConfig:
             raise ValueError(f"FusionConfig.weak_min_views must be >= 0, got {self.weak_min_views}")
         if not 0.0 < self.weak_min_hit_ratio <= 1.0:
             raise ValueError(f"FusionConfig.weak_min_hit_ratio must be in (0, 1], got {self.weak_min_hit_ratio}")
+        if self.brief_min_views < 0:
+            raise ValueError(f"FusionConfig.brief_min_views must be >= 0, got {self.brief_min_views}")
+        if self.brief_min_views and not 1 <= self.brief_min_views < self.min_views:
+            raise ValueError(f"FusionConfig.brief_min_views must be in [1, min_views) or 0 (off), "
+                             f"got {self.brief_min_views} with min_views {self.min_views}")
+        if not 0.0 < self.brief_min_hit_ratio <= 1.0:
+            raise ValueError(f"FusionConfig.brief_min_hit_ratio must be in (0, 1], got {self.brief_min_hit_ratio}")
 
 
 @dataclass
@@ -401,8 +420,8 @@ class DefectFuser:
 
     def _decide(self, track: FusedDefect) -> None:
         # ...but it is once its extent shows it is no defect, or while most views of it miss it
-        track.confirmed = ((track.passed or self._weak_ok(track)) and not self.too_large(track)
-                           and self.consistent(track))
+        track.confirmed = ((track.passed or self._weak_ok(track) or self._brief_ok(track))
+                           and not self.too_large(track) and self.consistent(track))
 
     def unmet_rules(self, track: FusedDefect) -> list[str]:
         """The confirmation rules the track fails now, in words (empty for a confirmed one).
@@ -411,9 +430,19 @@ class DefectFuser:
         (they do not retract); size and consistency are tested on the current estimate."""
         cfg = self.config
         out = []
-        if not track.passed:
+        if not track.passed and not self._brief_ok(track):
             if track.views < cfg.min_views:
-                out.append(f"{track.views} views < {cfg.min_views}")
+                rule = f"{track.views} views < {cfg.min_views}"
+                if cfg.brief_min_views > 0:  # ...and what the strong-but-brief rule lacks
+                    lacks = []
+                    if track.views < cfg.brief_min_views:
+                        lacks.append(f"{track.views} views < {cfg.brief_min_views}")
+                    if track.score < cfg.brief_min_score:
+                        lacks.append(f"score {track.score:.2f} < {cfg.brief_min_score:.2f}")
+                    if track.visible == 0 or track.hits < cfg.brief_min_hit_ratio * track.visible:
+                        lacks.append(f"detected in {track.hits} of {track.visible} < {cfg.brief_min_hit_ratio:.2f}")
+                    rule += f" and {', '.join(lacks)}"
+                out.append(rule)
             if track.whole_views < cfg.min_whole_views:
                 out.append(f"{track.whole_views} whole views < {cfg.min_whole_views}")
             if track.score < cfg.min_score and not self._weak_ok(track):
@@ -447,13 +476,21 @@ class DefectFuser:
     @property
     def counts_visibility(self) -> bool:
         """Whether a rule needs :meth:`observe_frame` (the frames that saw each track)."""
-        return self.config.min_hit_ratio > 0 or self.config.weak_min_views > 0
+        return self.config.min_hit_ratio > 0 or self.config.weak_min_views > 0 or self.config.brief_min_views > 0
 
     def _weak_ok(self, track: FusedDefect) -> bool:
         """The weak-but-consistent rule, tested live (a weak track is retracted when it fails it)."""
         cfg = self.config
         return (cfg.weak_min_views > 0 and track.views >= cfg.weak_min_views and track.visible > 0
                 and track.whole_views >= cfg.min_whole_views and track.hits >= cfg.weak_min_hit_ratio * track.visible)
+
+    def _brief_ok(self, track: FusedDefect) -> bool:
+        """The strong-but-brief rule, tested live (retracted when a later frame sees it and misses it)."""
+        cfg = self.config
+        return (cfg.brief_min_views > 0 and track.views >= cfg.brief_min_views and track.visible > 0
+                and track.score >= cfg.brief_min_score and track.confidence >= cfg.min_confidence
+                and track.whole_views >= cfg.min_whole_views
+                and track.hits >= cfg.brief_min_hit_ratio * track.visible)
 
     def consistent(self, track: FusedDefect) -> bool:
         """Detected in at least ``min_hit_ratio`` of the frames that saw it (true when none was told)."""
