@@ -75,6 +75,8 @@ class PatrolNodeConfig:
     capture_spacing_m: float = field(default=0.2, metadata={
         "help": "drive at most this far per frame the detector scores (slows down for a slow detector; 0 = off)"})
     status_period_s: float = 1.0
+    pose_timeout_s: float = field(default=5.0, metadata={
+        "help": "warn when patrolling with no camera pose for this long (wall seconds): the AGV cannot move"})
 
 
 def parse_waypoints(text: str) -> np.ndarray:
@@ -122,8 +124,10 @@ class PatrolNode(Node):
         self.camera_height = float(fac.camera_height) if fac is not None else 1.2
         self.camera_pitch_deg = float(fac.camera_pitch_deg) if fac is not None else 15.0
         self.camera_yaw_deg = float(fac.camera_yaw_deg) if fac is not None else 0.0
-        if not (cfg.depth_max_age_s > 0 and cfg.blocked_timeout_s > 0 and cfg.corridor_half_width_m > 0):
-            raise ValueError("depth_max_age_s, blocked_timeout_s and corridor_half_width_m must be positive")
+        if not (cfg.depth_max_age_s > 0 and cfg.blocked_timeout_s > 0 and cfg.corridor_half_width_m > 0
+                and cfg.pose_timeout_s > 0):
+            raise ValueError("depth_max_age_s, blocked_timeout_s, corridor_half_width_m and pose_timeout_s must be "
+                             "positive")
         self.patrol_cfg = PatrolConfig(
             lookahead_m=cfg.lookahead_m, max_speed=cfg.max_speed, min_speed=cfg.min_speed, max_omega=cfg.max_omega,
             goal_tolerance_m=cfg.goal_tolerance_m, stop_distance_m=cfg.stop_distance_m,
@@ -172,6 +176,7 @@ class PatrolNode(Node):
         self._last_t: Optional[float] = None
         self._blocked_since: Optional[float] = None
         self.updates = 0
+        self._pose_wall = time.monotonic()  # when the last camera pose arrived (or the pass began)
 
     def _start(self) -> None:
         self._reset_pass()
@@ -231,6 +236,7 @@ class PatrolNode(Node):
         return cap
 
     def _on_pose(self, msg: PoseStamped) -> None:
+        self._pose_wall = time.monotonic()
         try:
             t, camera_pose = conv.pose_stamped_to_pose(msg, self.cfg.map_frame)
             body = body_pose_from_camera(camera_pose, self.camera_yaw_deg)
@@ -309,6 +315,10 @@ class PatrolNode(Node):
                 "obstacle_m": None if not math.isfinite(self.obstacle_m) else round(self.obstacle_m, 3)}
 
     def _publish_status(self) -> None:
+        silent = time.monotonic() - self._pose_wall
+        if self.state == RUNNING and silent > self.cfg.pose_timeout_s:
+            self.warner.warn("no_pose", f"patrolling, but no camera pose has arrived for {silent:.0f} s: the AGV "
+                                        "cannot move (is camera/pose published and reaching this node?)")
         self.pub_status.publish(String(data=json.dumps(self.status_dict())))
 
     def _path_msg(self, xy_yaw: list[np.ndarray]) -> Path:

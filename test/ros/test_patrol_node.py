@@ -120,6 +120,25 @@ def test_patrol_node_stops_for_an_obstacle_and_aborts_when_blocked(ros_context, 
             n.destroy_node()
 
 
+def test_patrol_node_warns_when_no_camera_pose_arrives(ros_context):
+    """Started with nothing publishing camera/pose, it holds still and says why, and keeps running."""
+    patrol = PatrolNode(context=ros_context, namespace="agv_silent",
+                        parameter_overrides=[Parameter("scenario", value="factory_floor"),
+                                             Parameter("pose_timeout_s", value=0.5),
+                                             Parameter("status_period_s", value=0.2)])
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(patrol)
+    try:
+        spin_until(ex, lambda: False, 1.0)
+        assert patrol.warner.counts.get("no_pose", 0) == 0  # idle: nothing expected
+        patrol._start()
+        assert spin_until(ex, lambda: patrol.warner.counts.get("no_pose", 0) >= 1, 5.0)
+        assert patrol.state == "running" and patrol.last_command is None
+    finally:
+        ex.shutdown()
+        patrol.destroy_node()
+
+
 def test_speed_is_capped_by_the_detector_scoring_rate(ros_context):
     from anomaly_inspection.msg import AnomalyResult
     from anomaly_inspection_ros import conversions as conv
