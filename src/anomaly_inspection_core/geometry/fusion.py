@@ -434,26 +434,14 @@ class DefectFuser:
             if track.views < cfg.min_views:
                 rule = f"{track.views} views < {cfg.min_views}"
                 if cfg.brief_min_views > 0:  # ...and what the strong-but-brief rule lacks
-                    lacks = []
-                    if track.views < cfg.brief_min_views:
-                        lacks.append(f"{track.views} views < {cfg.brief_min_views}")
-                    if track.score < cfg.brief_min_score:
-                        lacks.append(f"score {track.score:.2f} < {cfg.brief_min_score:.2f}")
-                    if track.visible == 0 or track.hits < cfg.brief_min_hit_ratio * track.visible:
-                        lacks.append(f"detected in {track.hits} of {track.visible} < {cfg.brief_min_hit_ratio:.2f}")
-                    rule += f" and {', '.join(lacks)}"
+                    rule += self._lacks(track, cfg.brief_min_views, cfg.brief_min_hit_ratio, cfg.brief_min_score)
                 out.append(rule)
             if track.whole_views < cfg.min_whole_views:
                 out.append(f"{track.whole_views} whole views < {cfg.min_whole_views}")
             if track.score < cfg.min_score and not self._weak_ok(track):
                 rule = f"score {track.score:.2f} < {cfg.min_score:.2f}"
                 if cfg.weak_min_views > 0:  # ...and what the weak-but-consistent rule lacks
-                    lacks = []
-                    if track.views < cfg.weak_min_views:
-                        lacks.append(f"{track.views} views < {cfg.weak_min_views}")
-                    if track.visible == 0 or track.hits < cfg.weak_min_hit_ratio * track.visible:
-                        lacks.append(f"detected in {track.hits} of {track.visible} < {cfg.weak_min_hit_ratio:.2f}")
-                    rule += f" and {', '.join(lacks)}"
+                    rule += self._lacks(track, cfg.weak_min_views, cfg.weak_min_hit_ratio)
                 out.append(rule)
             if track.confidence < cfg.min_confidence:
                 out.append(f"confidence {track.confidence:.2f} < {cfg.min_confidence:.2f}")
@@ -463,6 +451,18 @@ class DefectFuser:
             out.append(f"detected in {track.hits} of {track.visible} views in which it was visible "
                        f"< {cfg.min_hit_ratio:.2f}")
         return out
+
+    @staticmethod
+    def _lacks(track: FusedDefect, views: int, hit_ratio: float, score: float | None = None) -> str:
+        """What a track lacks for a fallback rule (weak or brief), as `` and ...`` ('' if nothing)."""
+        lacks = []
+        if track.views < views:
+            lacks.append(f"{track.views} views < {views}")
+        if score is not None and track.score < score:
+            lacks.append(f"score {track.score:.2f} < {score:.2f}")
+        if track.visible == 0 or track.hits < hit_ratio * track.visible:
+            lacks.append(f"detected in {track.hits} of {track.visible} < {hit_ratio:.2f}")
+        return f" and {', '.join(lacks)}" if lacks else ""
 
     def describe(self, track: FusedDefect) -> dict:
         """Plain-JSON facts of a track, tentative or confirmed, for report.json's ``tracks``: where,
