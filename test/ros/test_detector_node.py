@@ -33,7 +33,8 @@ def test_detector_node_teach_then_score(ros_context, tmp_path):
     rng = np.random.default_rng(3)
     threads_before = torch.get_num_threads()
     node = DetectorNode(context=ros_context, namespace="cam", parameter_overrides=[
-        Parameter("image_size", value=128), Parameter("teach_min_interval_s", value=0.0),
+        Parameter("image_size", value=128), Parameter("image_height", value=96),  # the frames' 4:3
+        Parameter("teach_min_interval_s", value=0.0),
         Parameter("max_rate_hz", value=20.0), Parameter("device", value="cpu"),
         Parameter("cpu_threads", value=1), Parameter("fit_threads", value=2),
         Parameter("layers", value="blocks.4, blocks.10"),
@@ -73,6 +74,7 @@ def test_detector_node_teach_then_score(ros_context, tmp_path):
         assert spin_until(ex, lambda: status and status[-1]["state"] == "ready", 120.0), status[-1:]
         meta = json.loads((tmp_path / "model" / "metadata.json").read_text())
         assert meta["layers"] == ["blocks.4", "blocks.10"]  # the node's layers, not the default three
+        assert meta["input_size"] == [96, 128]
         assert torch.get_num_threads() == 1  # scoring threads again after the fit
 
         # a malformed image is dropped with a warning; the node keeps running
@@ -104,6 +106,8 @@ def test_detector_node_teach_then_score(ros_context, tmp_path):
     assert not normal.is_anomalous
     # the map's blur and normal level, for the mapper's size estimate
     assert 0.0 < anomalous.point_spread_x_px < 80 and 0.0 < anomalous.point_spread_y_px < 60
+    # in frame pixels: 160 x 120 frames and a 128 x 96 input scale both axes alike
+    assert anomalous.point_spread_x_px == pytest.approx(anomalous.point_spread_y_px)
     assert anomalous.normal_level == pytest.approx(0.1192, abs=1e-3)
     assert node.frames_scored >= 2 and all(len(k) for k in [normal.model_id])
 

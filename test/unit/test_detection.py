@@ -416,3 +416,28 @@ def test_deblurred_width_inverts_the_blur_and_halves_what_it_cannot_resolve():
     widths = [deblurred_width(w, 30.0) for w in np.linspace(1.0, 90.0, 200)]
     assert all(b >= a - 1e-9 for a, b in zip(widths, widths[1:]))  # never shrinks as the region grows
     assert point_spread_from_probe(50.0, 30.0) == pytest.approx(40.0) and point_spread_from_probe(20.0, 30.0) == 0.0
+
+
+def test_non_square_input_keeps_the_cameras_aspect(tmp_path):
+    """``image_height`` gives a W x H input (a 4:3 camera's own aspect, no vertical stretch): the
+    grid, the saved input size, the point spread and the decisions all follow it."""
+    rng = np.random.default_rng(5)
+    config = PatchCoreConfig(image_size=128, image_height=96, max_bank_size=1500)
+    assert config.input_hw == (96, 128) and PatchCoreConfig(image_size=64).input_hw == (64, 64)
+    model = PatchCoreModel(config).fit([texture(rng, 120, 160) for _ in range(12)], holdout_fraction=0.25)
+    assert tuple(model.preprocess([texture(rng, 120, 160)]).shape) == (1, 3, 96, 128)
+    assert model.metadata["input_size"] == [96, 128] and model.metadata["feature_grid"] == [12, 16]
+    assert model.point_spread_px is not None
+    normal = model.predict_batch([texture(rng, 120, 160) for _ in range(4)])
+    anomalous, centres = zip(*(plant_defect(texture(rng, 120, 160), rng) for _ in range(4)))
+    flagged = model.predict_batch(list(anomalous))
+    assert max(p.raw_score for p in normal) < min(p.raw_score for p in flagged)
+    for pred, (cx, cy) in zip(flagged, centres):
+        assert pred.anomaly_map.shape == (120, 160)
+        px, py = pred.regions[0].peak_xy
+        assert abs(px - cx) <= 16 and abs(py - cy) <= 16
+    loaded = PatchCoreModel.load(model.save(tmp_path / "m"))
+    assert loaded.config.input_hw == (96, 128)
+    assert loaded.predict(anomalous[0]).raw_score == flagged[0].raw_score
+    with pytest.raises(ValueError, match="image_height"):
+        PatchCoreConfig(image_height=16)

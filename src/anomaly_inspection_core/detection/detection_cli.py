@@ -32,7 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="side of the square each layer's features are averaged over: one odd size, or a comma list, one "
              "per layer (default: the backbone's; Lite0: 1, none; ResNets: 3)",
     )
-    fit.add_argument("--image-size", type=int, default=256, help="square network input size (default 256)")
+    fit.add_argument("--image-size", type=int, default=256, help="network input width (default 256)")
+    fit.add_argument("--image-height", type=int, default=0,
+                     help="network input height (default 0 = the width: square); e.g. 480 with --image-size 640 "
+                          "for 4:3 camera frames")
     fit.add_argument("--coreset-ratio", type=float, default=0.1)
     fit.add_argument("--max-bank-size", type=int, default=6000, help="0 = no bound")
     fit.add_argument("--holdout-fraction", type=float, default=0.1, help="normal images kept for calibration")
@@ -85,6 +88,7 @@ def run_fit(args: argparse.Namespace) -> int:
             layers=parse_layers(args.layers),
             neighbourhood=parse_neighbourhood(args.neighbourhood),
             image_size=args.image_size,
+            image_height=args.image_height,
             coreset_ratio=args.coreset_ratio,
             max_bank_size=args.max_bank_size,
             device=args.device,

