@@ -46,8 +46,8 @@ BANK_FILE = "memory_bank.safetensors"
 IMAGE_SIGMAS_DEFAULT = 2.33  # the one-sided 99 % point of a normal distribution
 MIN_HOLDOUT_FOR_SIGMA_RULE = 10
 #: input pixels per backbone batch, at most. Larger batches of large inputs outgrow the CPU's caches:
-#: embedding 640 x 480 frames on 2 cores took 178 ms a frame in batches of 8 and 84-101 ms one by one;
-#: 448 px 107 vs 57 ms; 256 px 28 ms in 8s, 24 ms in 4s (2026-12-03). 4 x 256 x 256 keeps 256 px at 4.
+#: embedding 640 x 480 frames on 2 cores took 178 ms a frame in batches of 8 and 84-125 ms one by one;
+#: 448 px 107 vs 57-86 ms; 256 px 28 ms in 8s, 24 ms in 4s (2026-12-03). 4 x 256 x 256 keeps 256 px at 4.
 BATCH_PIXELS = 4 * 256 * 256
 
 
