@@ -192,6 +192,7 @@ class MapperNode(Node):
         self.received: collections.Counter = collections.Counter()
         self.mission_status: dict = {}
         self.latency_ms: list[float] = []
+        self.detector_ms: list[float] = []  # the detector's own time per scored frame (AnomalyResult.inference_ms)
         self.tf_buffer = self._make_tf_buffer() if self.cfg.use_tf else None
 
         img_qos = qos_from_name(self.cfg.image_qos, depth=5)
@@ -381,6 +382,8 @@ class MapperNode(Node):
             return
         self.pending.append((t, msg, time.monotonic()))
         self.received["anomaly/result"] += 1
+        if np.isfinite(msg.inference_ms) and msg.inference_ms >= 0:
+            self.detector_ms.append(float(msg.inference_ms))
 
     # ------------------------------------------------------------------ pairing and fusion
     def _match_pending(self) -> None:
@@ -580,6 +583,8 @@ class MapperNode(Node):
                    "frames_localized": self.frames_localized,
                    "frames_outside_inspection": self.frames_gated, "regions_off_pipe": self.regions_off_pipe,
                    "mapper_latency_ms_p50": float(np.median(lat)), "mapper_latency_ms_p95": float(np.percentile(lat, 95)),
+                   **({"detector_inference_ms_p50": float(np.median(self.detector_ms)),
+                       "detector_inference_ms_p95": float(np.percentile(self.detector_ms, 95))} if self.detector_ms else {}),
                    "tracks": len(self.fuser.all()), "inputs_received": dict(self.received),
                    "tracks_too_large": sum(1 for t in self.fuser.all() if self.fuser.too_large(t))}
         return write_report(Path(self.cfg.output_dir), mission, self.cfg.scenario or "unknown", self.fuser.confirmed(),

@@ -70,7 +70,7 @@ class Feeder:
                                peak_x=u, peak_y=v, peak_score=0.9, mean_score=0.9, pixel_area=100, label="anomaly")
         self.result.publish(AnomalyResult(header=header, score=0.9, threshold=0.5, pixel_threshold=0.5,
                                           is_anomalous=True, regions=[region], point_spread_x_px=6.0,
-                                          point_spread_y_px=6.0, normal_level=0.12))
+                                          point_spread_y_px=6.0, normal_level=0.12, inference_ms=300.0))
 
     def last_status(self) -> dict:
         return self.statuses[-1] if self.statuses else {}
@@ -161,6 +161,7 @@ def test_mapper_fuses_views_drops_bad_input_and_reports_silent_inputs(ros_contex
         assert report["defects"][0]["size_m"][0] == pytest.approx(8.0 / INTR.fx, rel=0.15)
         assert report["defects"][0]["extent_m"][0] == pytest.approx(10.0 / INTR.fx, rel=0.15)
         assert report["mission"]["inputs_received"]["camera/pose"] == 3
+        assert report["mission"]["detector_inference_ms_p50"] == 300.0  # the detector's time per frame
         ev = report["evaluation"]
         assert ev["recall"] == 0.5 and ev["missed_ground_truth_ids"] == [2]
         assert ev["ground_truth_views"] == [{"id": 1, "frames_in_view": 3, "frames_flagged": 3},
