@@ -120,7 +120,8 @@ class DetectorNode(Node):
         try:  # the configuration of the model a teach pass fits
             self._teach_config = PatchCoreConfig(
                 backbone=self.cfg.backbone, layers=layers, neighbourhood=parse_neighbourhood(self.cfg.neighbourhood),
-                image_size=self.cfg.image_size, image_height=self.cfg.image_height, device=self.device, coreset_ratio=self.cfg.coreset_ratio,
+                image_size=self.cfg.image_size, image_height=self.cfg.image_height, device=self.device,
+                coreset_ratio=self.cfg.coreset_ratio,
                 max_bank_size=self.cfg.max_bank_size, border_margin=self.cfg.border_margin)
         except ValueError as exc:
             raise ValueError(f"teach parameters: {exc}") from exc
