@@ -122,6 +122,13 @@ class MapperNodeConfig:
         "help": "largest stamp difference between a frame and the gating status used for it"})
 
 
+def _p50_p95(name: str, values_ms: list[float]) -> dict[str, float]:
+    """``{name}_p50`` and ``{name}_p95`` of ``values_ms``, or nothing when there are none."""
+    if not values_ms:
+        return {}
+    return {f"{name}_p50": float(np.median(values_ms)), f"{name}_p95": float(np.percentile(values_ms, 95))}
+
+
 def _score_color(score: float) -> ColorRGBA:
     """Yellow at the threshold (0.5) to red at 1.0 and above."""
     t = float(np.clip((score - 0.5) / 0.5, 0.0, 1.0))
@@ -578,13 +585,11 @@ class MapperNode(Node):
             from anomaly_inspection_core.report.asset import asset_from_scenario
 
             asset = asset_from_scenario(load_scenario(self.cfg.scenario))
-        lat = np.asarray(self.latency_ms) if self.latency_ms else np.zeros(1)
         mission = {"name": self.cfg.mission_name or "inspection", **self.mission_status,
                    "frames_localized": self.frames_localized,
                    "frames_outside_inspection": self.frames_gated, "regions_off_pipe": self.regions_off_pipe,
-                   "mapper_latency_ms_p50": float(np.median(lat)), "mapper_latency_ms_p95": float(np.percentile(lat, 95)),
-                   **({"detector_inference_ms_p50": float(np.median(self.detector_ms)),
-                       "detector_inference_ms_p95": float(np.percentile(self.detector_ms, 95))} if self.detector_ms else {}),
+                   **_p50_p95("mapper_latency_ms", self.latency_ms or [0.0]),
+                   **_p50_p95("detector_inference_ms", self.detector_ms),
                    "tracks": len(self.fuser.all()), "inputs_received": dict(self.received),
                    "tracks_too_large": sum(1 for t in self.fuser.all() if self.fuser.too_large(t))}
         return write_report(Path(self.cfg.output_dir), mission, self.cfg.scenario or "unknown", self.fuser.confirmed(),
